@@ -1,0 +1,19 @@
+"""What a successful DigiD login tells us, after every check has passed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .assurance import AssuranceLevel
+from .bsn import Bsn
+
+
+@dataclass(frozen=True)
+class DigidIdentity:
+    bsn: Bsn
+    level: AssuranceLevel
+    assertion_id: str
+    issuer: str
+    assertion_sha256: str
+    authn_instant: datetime

@@ -1,0 +1,121 @@
+"""The identification session and its states.
+
+A session is created by a behandelaar (or an API client), opened by the citizen through the link,
+authenticated with DigiD, and then completed (or it fails, or expires). Expiry is computed from
+``expires_at``: a purge deletes expired rows, but an expired row is never usable before that.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from .assurance import AssuranceLevel
+from .bsn import Bsn
+from .errors import InvalidTransition, SessionAlreadyUsed, SessionExpired
+
+
+class Flow(StrEnum):
+    NEW_CITIZEN = "new-citizen"  # §2.1
+    KNOWN_CITIZEN = "known-citizen"  # §2.2
+    MUTUAL = "mutual"  # §2.3
+
+
+class SessionState(StrEnum):
+    CREATED = "created"  # link made, not yet opened
+    OPENED = "opened"  # citizen opened the link (a DigiD cancel returns here)
+    AUTHENTICATED = "authenticated"  # DigiD login accepted
+    COMPLETED = "completed"  # behandelaar finished (mutual: the record is erased right after)
+    FAILED = "failed"  # DigiD error: the session is over, a new link is needed
+
+
+class RegistrationState(StrEnum):
+    PENDING = "pending"
+    RETRYING = "retrying"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def new_session_id() -> str:
+    """An unguessable id of 192 bits, URL-safe; the only thing a citizen link carries."""
+    return secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class IdentificationSession:
+    id: str
+    flow: Flow
+    state: SessionState
+    created_at: datetime
+    expires_at: datetime
+    owner_id: str
+    owner_name: str
+    gemeente: str
+    min_level: AssuranceLevel
+    purpose: str = ""
+    expected_code: str | None = None  # §2.2: derived from the behandelaar's BSN (the BSN is not kept)
+    citizen_code: str | None = None
+    code_match: bool | None = None
+    bsn: Bsn | None = field(default=None, repr=False)  # §2.3 only; stored encrypted
+    level: AssuranceLevel | None = None
+    opened_at: datetime | None = None
+    authenticated_at: datetime | None = None
+    register: bool = False  # make a proof PDF and register it in the zaaksysteem
+    zaak_identificatie: str | None = None  # existing zaak to attach to, or the zaak created
+    zaak_url: str | None = None
+    registration_state: RegistrationState | None = None
+    registration_error: str | None = None
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def ensure_usable_link(self, now: datetime) -> None:
+        """The citizen link works while the session is created/opened and not expired (R14)."""
+        if self.is_expired(now):
+            raise SessionExpired()
+        if self.state not in (SessionState.CREATED, SessionState.OPENED):
+            raise SessionAlreadyUsed()
+
+    def opened(self, now: datetime) -> IdentificationSession:
+        self.ensure_usable_link(now)
+        if self.state is SessionState.OPENED:
+            return self
+        return replace(self, state=SessionState.OPENED, opened_at=now)
+
+    def authenticated(self, now: datetime, *, level: AssuranceLevel, **changes: object) -> IdentificationSession:
+        self.ensure_usable_link(now)
+        return replace(
+            self, state=SessionState.AUTHENTICATED, authenticated_at=now, level=level, **changes  # type: ignore[arg-type]
+        )
+
+    def failed(self) -> IdentificationSession:
+        if self.state in (SessionState.COMPLETED,):
+            raise InvalidTransition("a completed session cannot fail")
+        return replace(self, state=SessionState.FAILED, bsn=None)
+
+    def completed(self) -> IdentificationSession:
+        if self.state is not SessionState.AUTHENTICATED:
+            raise InvalidTransition("only an authenticated session can be completed")
+        return replace(self, state=SessionState.COMPLETED, bsn=None)
+
+    def with_registration(
+        self,
+        state: RegistrationState,
+        *,
+        zaak_identificatie: str | None = None,
+        zaak_url: str | None = None,
+        error: str | None = None,
+    ) -> IdentificationSession:
+        return replace(
+            self,
+            registration_state=state,
+            zaak_identificatie=zaak_identificatie or self.zaak_identificatie,
+            zaak_url=zaak_url or self.zaak_url,
+            registration_error=error,
+        )
+
+
+def expiry(now: datetime, minutes: int) -> datetime:
+    return now + timedelta(minutes=minutes)

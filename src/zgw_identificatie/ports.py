@@ -1,0 +1,130 @@
+"""The seams of the service, named by role. Adapters implement them; ``testing.py`` has recording fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from .domain.assurance import AssuranceLevel
+from .domain.audit import AuditEvent
+from .domain.bsn import Bsn
+from .domain.identity import DigidIdentity
+from .domain.proof import ProofData
+from .domain.registration import Registration
+from .domain.sessions import IdentificationSession
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Aware UTC datetime."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    """An AuthnRequest ready to send through the browser with the HTTP-POST binding."""
+
+    request_id: str
+    url: str  # DigiD's SingleSignOnService location
+    form_fields: dict[str, str]  # SAMLRequest and RelayState, for an auto-submitting form
+
+
+class IdentityProvider(Protocol):
+    """DigiD (or its simulator): the citizen's login."""
+
+    def begin_login(self, *, min_level: AssuranceLevel, relay_state: str) -> LoginRequest: ...
+
+    def complete_login(self, *, artifact: str, expected_request_id: str, min_level: AssuranceLevel) -> DigidIdentity:
+        """Resolve the artifact and validate everything; raises DigidCancelled or DigidFailed."""
+        ...
+
+    def metadata_xml(self) -> str: ...
+
+
+class OneTimeIds(Protocol):
+    def use_once(self, kind: str, value: str, expires_at: datetime) -> bool:
+        """True the first time (kind, value) is seen; False on every later call (replay)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ZaakRef:
+    url: str
+    identificatie: str
+
+
+class ZaakRegistry(Protocol):
+    """The municipality's zaaksysteem through the ZGW APIs.
+
+    Writes raise RegistrationFailed on a 4xx (not retried) and RegistryUnavailable on time-outs,
+    connection errors and 5xx (retried). ``find_*`` methods let a retry discover a resource whose
+    creation succeeded although the answer was lost, so nothing is created twice. ``marker`` is the
+    registration id, stored with each resource (zaak kenmerk, document identificatie, …).
+    """
+
+    def create_zaak(self, *, marker: str, startdatum: date, omschrijving: str, toelichting: str) -> ZaakRef: ...
+    def find_zaak_by_marker(self, *, marker: str, startdatum: date) -> ZaakRef | None: ...
+    def find_zaak(self, identificatie: str) -> ZaakRef:
+        """An existing zaak by its identificatie; raises ZaakNotFound."""
+        ...
+
+    def add_initiator(self, *, zaak_url: str, bsn: Bsn, toelichting: str) -> str: ...
+    def find_initiator(self, *, zaak_url: str, bsn: Bsn) -> str | None: ...
+    def set_first_status(self, *, zaak_url: str, when: datetime, toelichting: str) -> str: ...
+    def find_status(self, *, zaak_url: str) -> str | None: ...
+    def upload_document(self, *, marker: str, titel: str, bestandsnaam: str, inhoud: bytes, creatiedatum: date,
+                        beschrijving: str) -> str: ...
+    def find_document(self, *, marker: str) -> str | None: ...
+    def link_document(self, *, zaak_url: str, document_url: str, titel: str) -> str: ...
+    def find_link(self, *, zaak_url: str, document_url: str) -> str | None: ...
+
+
+class ProofRenderer(Protocol):
+    def render(self, proof: ProofData) -> bytes:
+        """PDF bytes; no I/O."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoginFlow:
+    """One DigiD login started by one browser (bound by a cookie holding ``id``), single use (R12)."""
+
+    id: str
+    session_id: str
+    request_id: str
+    relay_state: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class SessionStore(OneTimeIds, Protocol):
+    def add(self, session: IdentificationSession) -> None: ...
+    def get(self, session_id: str) -> IdentificationSession | None: ...
+    def update(self, session: IdentificationSession) -> None: ...
+    def delete(self, session_id: str) -> bool:
+        """Hard delete of the session and everything keyed to it; True when a row was removed."""
+        ...
+
+    def list_for_owner(self, owner_id: str, *, limit: int = 50) -> Sequence[IdentificationSession]: ...
+
+    def add_login_flow(self, flow: LoginFlow) -> None: ...
+    def take_login_flow(self, flow_id: str, now: datetime) -> LoginFlow | None:
+        """Atomically consume an unexpired login flow; None when unknown, used or expired."""
+        ...
+
+    def add_registration(self, registration: Registration) -> None: ...
+    def get_registration(self, registration_id: str) -> Registration | None: ...
+    def registration_for_session(self, session_id: str) -> Registration | None: ...
+    def update_registration(self, registration: Registration) -> None: ...
+    def claim_due_registrations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Registration]:
+        """Registrations due for an attempt, leased to the caller so two workers never run the same one."""
+        ...
+
+    def add_audit(self, event: AuditEvent) -> None: ...
+    def list_audit(self, *, session_id: str | None = None, limit: int = 100) -> Sequence[AuditEvent]: ...
+
+    def purge(self, now: datetime) -> dict[str, int]:
+        """Delete expired sessions, login flows and one-time ids; counts per kind."""
+        ...

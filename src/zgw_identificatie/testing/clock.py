@@ -15,7 +15,3 @@ class FixedClock:
     def advance(self, **kwargs: float) -> None:
         self.current += timedelta(**kwargs)
 
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)

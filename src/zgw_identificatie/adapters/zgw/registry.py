@@ -1,0 +1,276 @@
+"""``ZgwHttpRegistry``: ports.ZaakRegistry on the Zaken, Documenten and Catalogi APIs.
+
+Every write carries the registration's marker so a retry can find what an earlier, unanswered
+attempt created: the zaak as a kenmerk ``{bron: "zgw-identificatie", kenmerk: <marker>}``, the
+document as its ``identificatie``. The BSN only travels in the body of POST /rollen; lookups by BSN
+filter the rollen of one zaak locally, so it never appears in a URL (ZGW-CHEATSHEET §3 Z3).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from ...domain.bsn import Bsn
+from ...domain.errors import RegistrationFailed, RegistryUnavailable, ZaakNotFound
+from ...ports import ZaakRef
+from ...settings import Settings
+from .catalogue import CatalogueRefs, resolve_catalogue
+from .client import Http, build_clients
+
+log = logging.getLogger(__name__)
+
+KENMERK_BRON = "zgw-identificatie"
+DOCUMENT_PREFIX = "ZGWID-"
+CATALOGUE_TTL_SECONDS = 15 * 60
+_SAFE_MARKER = re.compile(r"^[A-Za-z0-9_-]{1,34}$")
+
+
+def marker_key(marker: str) -> str:
+    """The marker as stored (≤34 characters, so ``ZGWID-<key>`` fits the 40 of an identificatie)."""
+    if _SAFE_MARKER.match(marker):
+        return marker
+    return hashlib.sha256(marker.encode()).hexdigest()[:32]
+
+
+def document_identificatie(marker: str) -> str:
+    return DOCUMENT_PREFIX + marker_key(marker)
+
+
+class ZgwHttpRegistry:
+    """The zaaksysteem through HTTP. ``refs=None`` resolves the catalogue on first use (cached 15 min)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        refs: CatalogueRefs | None = None,
+        *,
+        http: Http | None = None,
+        roots: Mapping[str, str] | None = None,
+        today: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.zaken, self.documenten, self.catalogi = build_clients(settings, http=http, roots=roots)
+        self._fixed_refs = refs
+        self._refs: CatalogueRefs | None = refs
+        self._refs_at = 0.0
+        self._today = today or (lambda: datetime.now(UTC).date())
+        self._lock = threading.Lock()
+        self._zaaktype_of: dict[str, str] = {}
+
+    # -- catalogue ---------------------------------------------------------------------------------
+
+    @property
+    def refs(self) -> CatalogueRefs:
+        if self._fixed_refs is not None:
+            return self._fixed_refs
+        with self._lock:
+            if self._refs is None or time.monotonic() - self._refs_at > CATALOGUE_TTL_SECONDS:
+                self._refs = resolve_catalogue(self.settings, self.catalogi, today=self._today())
+                self._refs_at = time.monotonic()
+            return self._refs
+
+    # -- zaak --------------------------------------------------------------------------------------
+
+    def create_zaak(self, *, marker: str, startdatum: date, omschrijving: str, toelichting: str) -> ZaakRef:
+        body = {
+            "bronorganisatie": self.settings.rsin,
+            "verantwoordelijkeOrganisatie": self.settings.rsin,
+            "zaaktype": self.refs.zaaktype_url,
+            "startdatum": startdatum.isoformat(),
+            "omschrijving": omschrijving[:80],
+            "toelichting": toelichting[:1000],
+            "kenmerken": [{"bron": KENMERK_BRON, "kenmerk": marker_key(marker)}],
+        }
+        zaak = self.zaken.post("zaken", body, crs=True)
+        log.info("zaak created: %s", zaak.get("identificatie"))
+        return self._zaak_ref(zaak)
+
+    def find_zaak_by_marker(self, *, marker: str, startdatum: date) -> ZaakRef | None:
+        wanted = {"bron": KENMERK_BRON, "kenmerk": marker_key(marker)}
+        params = {
+            "bronorganisatie": self.settings.rsin,
+            "zaaktype": self.refs.zaaktype_url,
+            "startdatum": startdatum.isoformat(),
+        }
+        for zaak in self.zaken.list_all("zaken", params, crs=True):
+            for kenmerk in zaak.get("kenmerken") or []:
+                if (
+                    isinstance(kenmerk, dict)
+                    and kenmerk.get("bron") == wanted["bron"]
+                    and kenmerk.get("kenmerk") == wanted["kenmerk"]
+                ):
+                    return self._zaak_ref(zaak)
+        return None
+
+    def find_zaak(self, identificatie: str) -> ZaakRef:
+        params = {"identificatie": identificatie, "bronorganisatie": self.settings.rsin}
+        for zaak in self.zaken.list_all("zaken", params, crs=True):
+            if zaak.get("identificatie") == identificatie:
+                return self._zaak_ref(zaak)
+        raise ZaakNotFound(f"no zaak with identificatie {identificatie!r} for this bronorganisatie")
+
+    def _zaak_ref(self, zaak: dict[str, Any]) -> ZaakRef:
+        url = str(zaak["url"])
+        if zaak.get("zaaktype"):
+            self._zaaktype_of[url] = str(zaak["zaaktype"])
+        return ZaakRef(url=url, identificatie=str(zaak.get("identificatie") or ""))
+
+    # -- rol ---------------------------------------------------------------------------------------
+
+    def add_initiator(self, *, zaak_url: str, bsn: Bsn, toelichting: str) -> str:
+        body = {
+            "zaak": zaak_url,
+            "betrokkeneType": "natuurlijk_persoon",
+            "roltype": self._roltype_for(zaak_url),
+            "roltoelichting": toelichting[:1000],
+            "betrokkeneIdentificatie": {"inpBsn": bsn.value},
+        }
+        rol = self.zaken.post("rollen", body)
+        return str(rol["url"])
+
+    def find_initiator(self, *, zaak_url: str, bsn: Bsn) -> str | None:
+        params = {
+            "zaak": zaak_url,
+            "betrokkeneType": "natuurlijk_persoon",
+            "omschrijvingGeneriek": self.settings.zgw.roltype_omschrijving_generiek,
+        }
+        for rol in self.zaken.list_all("rollen", params):
+            ident = rol.get("betrokkeneIdentificatie") or {}
+            if isinstance(ident, dict) and ident.get("inpBsn") == bsn.value:
+                return str(rol["url"])
+        return None
+
+    def _roltype_for(self, zaak_url: str) -> str:
+        """The configured roltype, or its namesake in the zaaktype (version) of an existing zaak."""
+        refs = self.refs
+        zaaktype = self._zaaktype_of.get(zaak_url)
+        if zaaktype is None:
+            zaak = self.zaken.get(zaak_url, crs=True)
+            zaaktype = str((zaak or {}).get("zaaktype") or "")
+            self._zaaktype_of[zaak_url] = zaaktype
+        if not zaaktype or zaaktype == refs.zaaktype_url:
+            return refs.roltype_url
+        generiek = self.settings.zgw.roltype_omschrijving_generiek
+        for roltype in self.catalogi.list_all(
+            "roltypen", {"zaaktype": zaaktype, "omschrijvingGeneriek": generiek}
+        ):
+            if roltype.get("omschrijvingGeneriek") == generiek:
+                return str(roltype["url"])
+        raise RegistrationFailed(
+            f"the zaaktype of the existing zaak has no roltype with omschrijvingGeneriek {generiek!r}",
+            [
+                {
+                    "name": "roltype",
+                    "code": "no-roltype",
+                    "reason": f"zaaktype {zaaktype} has no {generiek} roltype",
+                }
+            ],
+        )
+
+    # -- status ------------------------------------------------------------------------------------
+
+    def set_first_status(self, *, zaak_url: str, when: datetime, toelichting: str) -> str:
+        body = {
+            "zaak": zaak_url,
+            "statustype": self.refs.statustype_url,
+            "datumStatusGezet": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "statustoelichting": toelichting[:1000],
+        }
+        return str(self.zaken.post("statussen", body)["url"])
+
+    def find_status(self, *, zaak_url: str) -> str | None:
+        for status in self.zaken.list_all("statussen", {"zaak": zaak_url}):
+            return str(status["url"])
+        return None
+
+    # -- document ----------------------------------------------------------------------------------
+
+    def upload_document(
+        self,
+        *,
+        marker: str,
+        titel: str,
+        bestandsnaam: str,
+        inhoud: bytes,
+        creatiedatum: date,
+        beschrijving: str,
+    ) -> str:
+        zgw = self.settings.zgw
+        body = {
+            "identificatie": document_identificatie(marker),
+            "bronorganisatie": self.settings.rsin,
+            "creatiedatum": creatiedatum.isoformat(),
+            "titel": titel[:200],
+            "auteur": self.settings.gemeente_naam[:200],
+            "taal": zgw.taal,
+            "formaat": "application/pdf",
+            "bestandsnaam": bestandsnaam[:255],
+            "inhoud": base64.b64encode(inhoud).decode("ascii"),
+            "bestandsomvang": len(inhoud),
+            "status": "definitief",
+            "vertrouwelijkheidaanduiding": zgw.vertrouwelijkheidaanduiding,
+            "informatieobjecttype": self.refs.informatieobjecttype_url,
+            "indicatieGebruiksrecht": False,
+            "beschrijving": beschrijving[:1000],
+            "integriteit": {
+                "algoritme": "sha_256",
+                "waarde": hashlib.sha256(inhoud).hexdigest(),
+                "datum": creatiedatum.isoformat(),
+            },
+        }
+        document = self.documenten.post("enkelvoudiginformatieobjecten", body)
+        log.info("document created: %s", document.get("identificatie"))
+        return str(document["url"])
+
+    def find_document(self, *, marker: str) -> str | None:
+        identificatie = document_identificatie(marker)
+        params = {"identificatie": identificatie, "bronorganisatie": self.settings.rsin}
+        for document in self.documenten.list_all("enkelvoudiginformatieobjecten", params):
+            if document.get("identificatie") == identificatie:
+                return str(document["url"])
+        return None
+
+    # -- link --------------------------------------------------------------------------------------
+
+    def link_document(self, *, zaak_url: str, document_url: str, titel: str) -> str:
+        body = {"zaak": zaak_url, "informatieobject": document_url, "titel": titel[:200]}
+        return str(self.zaken.post("zaakinformatieobjecten", body)["url"])
+
+    def find_link(self, *, zaak_url: str, document_url: str) -> str | None:
+        for link in self.zaken.list_all(
+            "zaakinformatieobjecten", {"zaak": zaak_url, "informatieobject": document_url}
+        ):
+            if link.get("informatieobject") == document_url:
+                return str(link["url"])
+        return None
+
+
+def build_registry(
+    settings: Settings,
+    *,
+    http: Http | None = None,
+    roots: Mapping[str, str] | None = None,
+    resolve_now: bool = True,
+    today: date | None = None,
+) -> ZgwHttpRegistry:
+    """A registry on the configured API roots (``roots`` overrides them, e.g. the sandbox's).
+
+    With ``resolve_now`` the catalogue is resolved immediately (ConfigError names the wrong setting;
+    RegistryUnavailable when the Catalogi API cannot be reached); otherwise on first use.
+    """
+    today_fn = (lambda: today) if today is not None else None
+    registry = ZgwHttpRegistry(settings, None, http=http, roots=roots, today=today_fn)
+    if resolve_now:
+        _ = registry.refs
+    return registry
+
+
+__all__ = ["RegistryUnavailable", "ZgwHttpRegistry", "build_registry", "document_identificatie", "marker_key"]

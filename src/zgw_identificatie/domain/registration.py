@@ -19,7 +19,7 @@ MAX_BACKOFF = timedelta(minutes=10)
 class Registration:
     id: str
     session_id: str
-    proof: ProofData = field(repr=False)  # holds the BSN: encrypted at rest, erased when done
+    proof: ProofData | None = field(repr=False)  # holds the BSN: encrypted at rest, erased when done
     existing_zaak: str | None  # identificatie of a zaak to attach to; None → create a new zaak
     state: RegistrationState
     created_at: datetime

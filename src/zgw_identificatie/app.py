@@ -1,0 +1,159 @@
+"""The composition root: the one place where settings become adapters and adapters meet the web."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from flask import Flask
+
+from .adapters.crypto import DataCipher
+from .adapters.sql_store import SqlSessionStore, make_engine, migrate
+from .clock import SystemClock
+from .logging_setup import configure_logging
+from .ports import Clock, IdentityProvider, ProofRenderer, SessionStore, ZaakRegistry
+from .settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What the views and background jobs get: ports, settings and nothing else."""
+
+    settings: Settings
+    store: SessionStore
+    clock: Clock
+    idp: IdentityProvider
+    renderer: ProofRenderer
+    registry_factory: Any  # () -> ZaakRegistry; lazy, so a zaaksysteem that is down does not stop start-up
+    _registry: ZaakRegistry | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def registry(self) -> ZaakRegistry:
+        with self._lock:
+            if self._registry is None:
+                self._registry = self.registry_factory()
+            return self._registry
+
+
+def _cipher(settings: Settings) -> DataCipher:
+    if settings.encryption_keys:
+        return DataCipher(settings.encryption_keys)
+    return DataCipher.for_development(settings.secret_key)
+
+
+def build_store(settings: Settings) -> SqlSessionStore:
+    engine = make_engine(settings.effective_database_url)
+    migrate(engine)
+    return SqlSessionStore(engine, _cipher(settings))
+
+
+def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app. ``adapters`` lets tests inject ports: store, clock, idp, renderer, registry,
+    http (a requests.Session for the SAML back channel and the ZGW APIs)."""
+    settings = settings or load_settings()
+    adapters = dict(adapters or {})
+    configure_logging(settings.log_level)
+    Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
+
+    app = Flask(__name__, instance_path=str(Path(settings.instance_path).resolve()))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="zgwid",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        MAX_CONTENT_LENGTH=256 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+    clock: Clock = adapters.get("clock") or SystemClock()
+    store: SessionStore = adapters.get("store") or build_store(settings)
+    http: requests.Session = adapters.get("http") or requests.Session()
+    demo_blueprints = []
+
+    if settings.digid.simulator or settings.zgw.sandbox:
+        from .demo import refuse_in_production
+
+        refuse_in_production(settings)
+
+    if settings.digid.simulator:
+        from .demo.digid_simulator import create_simulator_blueprint
+
+        demo_blueprints.append(("/demo/digid", create_simulator_blueprint(settings, clock=clock)))
+    if settings.zgw.sandbox:
+        from .demo.zgw_sandbox import create_sandbox_blueprint
+
+        demo_blueprints.append(("/sandbox", create_sandbox_blueprint(settings)))
+
+    idp = adapters.get("idp")
+    if idp is None:
+        from .adapters.digid import DigidServiceProvider, sp_config_from_settings
+
+        idp = DigidServiceProvider(sp_config_from_settings(settings), one_time=store, clock=clock, http=http)
+
+    renderer = adapters.get("renderer")
+    if renderer is None:
+        from .adapters.proof_pdf import ReportlabProofRenderer
+
+        renderer = ReportlabProofRenderer()
+
+    registry = adapters.get("registry")
+
+    def registry_factory() -> ZaakRegistry:
+        if registry is not None:
+            return registry  # type: ignore[no-any-return]
+        from .adapters.zgw import build_registry
+
+        return build_registry(_zgw_settings(settings), http=http)
+
+    services = Services(settings=settings, store=store, clock=clock, idp=idp, renderer=renderer,
+                        registry_factory=registry_factory)
+    app.extensions["zgwid"] = services
+
+    from .web import register_web
+
+    register_web(app, services)
+    for prefix, bp in demo_blueprints:
+        app.register_blueprint(bp, url_prefix=prefix)
+
+    if (settings.digid.simulator or settings.zgw.sandbox) and "http" not in adapters:
+        # Single-process demo: the back channels reach the simulator and sandbox in-process, so the
+        # real HTTP clients run their whole code path without a second server.
+        from .demo.wsgi_transport import mount
+
+        mount(http, settings.base_url.rstrip("/") + "/demo/", app)
+        mount(http, settings.base_url.rstrip("/") + "/sandbox/", app)
+
+    if not settings.zgw.sandbox and settings.zgw.check_on_start and registry is None:
+        services.registry  # noqa: B018 - resolve the catalogue now: a wrong setting stops start-up
+    return app
+
+
+def _zgw_settings(settings: Settings) -> Settings:
+    """With the sandbox, the ZGW roots point at the sandbox mounted in this app."""
+    if not settings.zgw.sandbox:
+        return settings
+    from dataclasses import replace
+
+    from .demo.zgw_sandbox import sandbox_api_roots
+
+    roots = sandbox_api_roots(settings.base_url)
+    zgw = replace(settings.zgw, **{k: v for k, v in roots.items() if k in ("zaken_url", "documenten_url",
+                                                                          "catalogi_url", "catalogus_url")})
+    return replace(settings, zgw=zgw)
+
+
+def services_of(app: Flask) -> Services:
+    return app.extensions["zgwid"]  # type: ignore[no-any-return]

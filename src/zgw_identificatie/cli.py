@@ -1,0 +1,179 @@
+"""zgw-identificatie demo | serve | worker | purge | saml-metadata | check-config | hash-password | …"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import secrets
+import sys
+from typing import Any
+
+from .settings import ConfigError, describe, load_settings
+
+
+def _app(**overrides: Any) -> Any:
+    from .app import create_app
+
+    return create_app(load_settings(**overrides))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Everything embedded: SQLite, the DigiD simulator, the ZGW sandbox, the worker in-process."""
+    from werkzeug.security import generate_password_hash
+
+    from .app import services_of
+    from .web.security import hash_secret_sha256
+    from .worker import start_background
+
+    if os.environ.get("ZGWID_ENV") == "production":
+        print("The demo refuses to run with ZGWID_ENV=production.", file=sys.stderr)
+        return 2
+    base_url = f"http://127.0.0.1:{args.port}"
+    password = os.environ.get("ZGWID_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+    api_key = os.environ.get("ZGWID_API_KEY") or secrets.token_urlsafe(24)
+    settings = load_settings(
+        base_url=os.environ.get("ZGWID_BASE_URL", base_url), instance_path=os.environ.get("ZGWID_INSTANCE_PATH",
+                                                                                          "instance/demo"),
+        digid__simulator=True, zgw__sandbox=True,
+        staff_users={"behandelaar": {"name": "Sanne de Vries", "password_hash": generate_password_hash(password)},
+                     "collega": {"name": "Ahmed Bakker", "password_hash": generate_password_hash(password)}},
+        api_keys={"demo": {"key_hash": hash_secret_sha256(api_key), "name": "Demo-client",
+                           "behandelaar": "Team Burgerzaken"}},
+    )
+    from .app import create_app
+
+    app = create_app(settings)
+    start_background(services_of(app))
+    print(f"""
+zgw-identificatie demo
+  Behandelaar:  {settings.base_url}/staff/   gebruiker: behandelaar (of collega)  wachtwoord: {password}
+  Zaaksysteem:  {settings.base_url}/sandbox/  (de ZGW-sandbox)
+  API:          {settings.base_url}/api/v1/openapi.json   Authorization: Bearer {api_key}
+  DigiD:        de simulator ({settings.base_url}/demo/digid/); test-BSN's: 999993653, 999990019, 111222333
+Stop with Ctrl+C.
+""", flush=True)
+    app.run(host="127.0.0.1", port=args.port, threaded=True, use_reloader=False)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """gunicorn with the app factory (production)."""
+    cmd = ["gunicorn", "--bind", args.bind, "--workers", str(args.workers), "--access-logfile", "-",
+           "zgw_identificatie.wsgi:app"]
+    os.execvp(cmd[0], cmd)  # noqa: S606 - fixed argv
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import threading
+
+    from .app import services_of
+    from .worker import loop
+
+    app = _app(worker_in_process=False)
+    loop(services_of(app), threading.Event())
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from .app import services_of
+    from .worker import purge
+
+    counts = purge(services_of(_app()))
+    print(" ".join(f"{k}={v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_saml_metadata(args: argparse.Namespace) -> int:
+    from .app import services_of
+
+    print(services_of(_app()).idp.metadata_xml())
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from .app import services_of
+
+    settings = load_settings()
+    svc = services_of(_app())
+    if not settings.zgw.sandbox:
+        svc.registry  # noqa: B018 - resolves the catalogue; a wrong setting raises ConfigError
+    print("configuration OK")
+    return 0
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    from werkzeug.security import generate_password_hash
+
+    password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    print(generate_password_hash(password))
+    return 0
+
+
+def cmd_hash_api_key(args: argparse.Namespace) -> int:
+    from .web.security import hash_secret_sha256
+
+    key = args.key or secrets.token_urlsafe(32)
+    if not args.key:
+        print(f"key:      {key}")
+    print(f"key_hash: {hash_secret_sha256(key)}")
+    return 0
+
+
+def cmd_generate_key(args: argparse.Namespace) -> int:
+    from .adapters.crypto import generate_key
+
+    print(generate_key())
+    return 0
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    from .app import build_store
+
+    print(f"re-encrypted {build_store(load_settings()).rotate_keys()} values")
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    """The settings table in Markdown (the README's is generated with this)."""
+    print("| Environment variable | TOML key | Default | What it does |\n| --- | --- | --- | --- |")
+    for env, key, default, help_text in describe():
+        print(f"| `{env}` | `{key}` | `{default}` | {help_text} |")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="zgw-identificatie", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="start everything embedded for a walk-through")
+    p.add_argument("--port", type=int, default=int(os.environ.get("ZGWID_DEMO_PORT", "8000")))
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("serve", help="run under gunicorn")
+    p.add_argument("--bind", default="0.0.0.0:8000")  # noqa: S104 - inside a container
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_serve)
+    for name, func, text in [
+        ("worker", cmd_worker, "process pending registrations and erase expired records"),
+        ("purge", cmd_purge, "erase expired sessions and data once"),
+        ("saml-metadata", cmd_saml_metadata, "print the SP metadata for the DigiD aansluiting"),
+        ("check-config", cmd_check_config, "validate settings and resolve the ZGW catalogue"),
+        ("hash-password", cmd_hash_password, "hash a staff password (read from the terminal or stdin)"),
+        ("generate-key", cmd_generate_key, "print a new encryption key for ZGWID_ENCRYPTION_KEYS"),
+        ("rotate-keys", cmd_rotate_keys, "re-encrypt stored data with the newest encryption key"),
+        ("settings", cmd_settings, "print every setting as a Markdown table"),
+    ]:
+        sub.add_parser(name, help=text).set_defaults(func=func)
+    p = sub.add_parser("hash-api-key", help="make an API key (or hash a given one) for ZGWID_API_KEYS")
+    p.add_argument("key", nargs="?")
+    p.set_defaults(func=cmd_hash_api_key)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Steps every flow shares: opening the link, recording the login, reading a session for its owner."""
+
+from __future__ import annotations
+
+import logging
+
+from ..domain.assurance import AssuranceLevel
+from ..domain.audit import AuditEvent, bsn_hash
+from ..domain.errors import LevelTooLow, NotOwner, SessionExpired, SessionNotFound
+from ..domain.identity import DigidIdentity
+from ..domain.sessions import Flow, IdentificationSession, SessionState, expiry, new_session_id
+from ..ports import Clock, SessionStore
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def min_level_for(flow: Flow, settings: Settings) -> AssuranceLevel:
+    name = {Flow.NEW_CITIZEN: settings.level_new_citizen, Flow.KNOWN_CITIZEN: settings.level_known_citizen,
+            Flow.MUTUAL: settings.level_mutual}[flow]
+    return AssuranceLevel.from_name(name)
+
+
+def new_session(flow: Flow, *, owner_id: str, owner_name: str, clock: Clock, settings: Settings,
+                min_level: AssuranceLevel | None = None, **fields: object) -> IdentificationSession:
+    now = clock.now()
+    return IdentificationSession(
+        id=new_session_id(), flow=flow, state=SessionState.CREATED,
+        created_at=now, expires_at=expiry(now, settings.session_minutes), owner_id=owner_id,
+        owner_name=owner_name, gemeente=settings.gemeente_naam,
+        min_level=max(min_level or AssuranceLevel.BASIS, min_level_for(flow, settings)),
+        purpose=settings.purpose, **fields,  # type: ignore[arg-type]
+    )
+
+
+def audit(store: SessionStore, clock: Clock, session: IdentificationSession, *, actor: str, event: str,
+          outcome: str = "ok", bsn_digest: str | None = None) -> None:
+    store.add_audit(AuditEvent(at=clock.now(), actor=actor, flow=session.flow.value, session_id=session.id,
+                               event=event, outcome=outcome, bsn_hash=bsn_digest))
+    log.info("audit %s %s flow=%s session=%s actor=%s", event, outcome, session.flow.value, session.id[:8], actor)
+
+
+def load_for_citizen(session_id: str, *, store: SessionStore, clock: Clock) -> IdentificationSession:
+    """The session behind a citizen link, if the link may still be used (R14)."""
+    session = store.get(session_id) if session_id else None
+    if session is None:
+        raise SessionNotFound()
+    session.ensure_usable_link(clock.now())
+    return session
+
+
+def open_link(session_id: str, *, store: SessionStore, clock: Clock) -> IdentificationSession:
+    session = load_for_citizen(session_id, store=store, clock=clock)
+    opened = session.opened(clock.now())
+    if opened is not session:
+        store.update(opened)
+        audit(store, clock, opened, actor="citizen", event="link-opened")
+    return opened
+
+
+def load_for_owner(session_id: str, owner_id: str, *, store: SessionStore, clock: Clock) -> IdentificationSession:
+    """A session for the behandelaar or API client that created it; others get NotOwner (R14)."""
+    session = store.get(session_id)
+    if session is None:
+        raise SessionNotFound()
+    if session.owner_id != owner_id:
+        raise NotOwner()
+    if session.is_expired(clock.now()):
+        raise SessionExpired()
+    return session
+
+
+def check_level(session: IdentificationSession, identity: DigidIdentity) -> None:
+    """Defence in depth: the SAML adapter checks the level too; a flow never accepts a lower one."""
+    if not identity.level.satisfies(session.min_level):
+        raise LevelTooLow()
+
+
+def audit_hash(settings: Settings, identity: DigidIdentity) -> str:
+    return bsn_hash(settings.audit_hash_key.encode(), identity.bsn)

@@ -1,0 +1,50 @@
+"""§2.3 Mutual assurance: the citizen sees who asked them to log in; the behandelaar gets the BSN.
+
+A short-lived record holds the session id and the behandelaar's name. After the DigiD login the
+BSN (encrypted) and the level are written to the record and shown to the behandelaar. "Voltooien"
+erases the record at once (hard delete); what stays is an audit event with a keyed BSN hash.
+"""
+
+from __future__ import annotations
+
+from ..domain.assurance import AssuranceLevel
+from ..domain.identity import DigidIdentity
+from ..domain.sessions import Flow, IdentificationSession
+from ..ports import Clock, SessionStore
+from ..settings import Settings
+from . import common, registration_hook
+
+
+def start(*, owner_id: str, owner_name: str, store: SessionStore, clock: Clock, settings: Settings,
+          min_level: AssuranceLevel | None = None, register: bool = False,
+          zaak_identificatie: str | None = None) -> IdentificationSession:
+    session = common.new_session(Flow.MUTUAL, owner_id=owner_id, owner_name=owner_name, clock=clock,
+                                 settings=settings, min_level=min_level, register=register,
+                                 zaak_identificatie=zaak_identificatie or None)
+    store.add(session)
+    common.audit(store, clock, session, actor=owner_id, event="session-created")
+    return session
+
+
+def citizen_authenticated(session: IdentificationSession, identity: DigidIdentity, *, store: SessionStore,
+                          clock: Clock, settings: Settings) -> IdentificationSession:
+    common.check_level(session, identity)
+    done = session.authenticated(clock.now(), level=identity.level, bsn=identity.bsn)
+    store.update(done)
+    common.audit(store, clock, done, actor="citizen", event="digid-login",
+                 bsn_digest=common.audit_hash(settings, identity))
+    if done.register:
+        done = registration_hook.register(done, identity, store=store, clock=clock, settings=settings)
+    return done
+
+
+def complete(session_id: str, *, owner_id: str, store: SessionStore, clock: Clock, settings: Settings) -> None:
+    """Voltooien: erase the record now. The citizen link is dead from this moment."""
+    session = common.load_for_owner(session_id, owner_id, store=store, clock=clock)
+    digest = None
+    if session.bsn is not None:
+        from ..domain.audit import bsn_hash
+
+        digest = bsn_hash(settings.audit_hash_key.encode(), session.bsn)
+    store.delete(session.id)
+    common.audit(store, clock, session, actor=owner_id, event="erased", outcome="completed", bsn_digest=digest)

@@ -1,0 +1,108 @@
+"""Flask blueprints: citizen, staff, digid, api, health. Views parse, call a flow, map errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from flask import Flask, Response, g, render_template, request
+from flask_babel import Babel
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+
+from . import security
+
+if TYPE_CHECKING:
+    from ..app import Services
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("nl", "en")
+
+
+def select_locale() -> str:
+    chosen = request.cookies.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(LANGUAGES) or "nl"
+
+
+def register_web(app: Flask, services: Services) -> None:
+    from . import api, citizen, digid, health, staff
+
+    Babel(app, locale_selector=select_locale, default_locale="nl")
+    app.jinja_env.globals.update(settings=services.settings, csrf_token=security.csrf_token, LANGUAGES=LANGUAGES)
+    app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}
+
+    @app.template_filter("local_time")
+    def local_time(value: object, fmt: str = "%H:%M") -> str:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        if not isinstance(value, datetime):
+            return ""
+        return value.astimezone(ZoneInfo("Europe/Amsterdam")).strftime(fmt)
+
+    @app.context_processor
+    def _locale() -> dict[str, object]:
+        from flask_babel import get_locale
+
+        return {"current_locale": str(get_locale() or "nl")}
+
+    app.register_blueprint(citizen.bp)
+    app.register_blueprint(digid.bp)
+    app.register_blueprint(staff.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    security.init_app(app, services)
+
+    @app.get("/")
+    def index() -> Response:
+        from flask import redirect, url_for
+
+        return redirect(url_for("staff.index"))  # type: ignore[return-value]
+
+    @app.get("/taal/<lang>")
+    def set_language(lang: str) -> Response:
+        from flask import redirect
+
+        target = request.args.get("next", "/")
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"
+        resp = redirect(target)
+        if lang in LANGUAGES:
+            resp.set_cookie("lang", lang, max_age=365 * 86400, samesite="Lax", httponly=True,
+                            secure=request.is_secure)
+        return resp  # type: ignore[return-value]
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[object, int]:
+        if request.path.startswith("/api/"):
+            return api.problem(exc.code or 500, exc.name, exc.description or exc.name)
+        titles = {
+            400: _("Er ging iets mis met uw verzoek"),
+            403: _("Geen toegang"),
+            404: _("Pagina niet gevonden"),
+            405: _("Dit kan hier niet"),
+            413: _("Het verzoek is te groot"),
+            429: _("Te veel pogingen"),
+        }
+        texts = {
+            400: _("Het verzoek kon niet worden verwerkt. Ga terug en probeer het opnieuw."),
+            403: _("U heeft geen toegang tot deze pagina."),
+            404: _("Deze pagina bestaat niet (meer). Controleer de link die u heeft gekregen."),
+            405: _("Ga terug en probeer het opnieuw."),
+            413: _("Het verzoek is te groot."),
+            429: _("U heeft het te vaak geprobeerd. Wacht een minuut en probeer het dan opnieuw."),
+        }
+        code = exc.code or 500
+        return render_template("message.html", title=titles.get(code, _("Er ging iets mis")),
+                               text=texts.get(code, _("Probeer het later opnieuw.")), status=code), code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[object, int]:
+        log.exception("unexpected error on %s %s (ref %s)", request.method, request.path, g.get("request_id", "-"))
+        if request.path.startswith("/api/"):
+            return api.problem(500, "Internal Server Error", "An unexpected error occurred.")
+        return render_template("message.html", title=_("Er ging iets mis"),
+                               text=_("Er ging iets mis aan onze kant. Probeer het later opnieuw."), status=500), 500

@@ -1,0 +1,144 @@
+"""JSON API ``/api/v1``: start sessions, read their status, complete them. API keys from configuration.
+
+Errors are ``application/problem+json`` (RFC 9457) with ``invalidParams`` as the ZGW APIs use them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from ..domain.assurance import AssuranceLevel
+from ..domain.errors import InvalidBsn, InvalidLevel, NotOwner, SessionExpired, SessionNotFound
+from ..domain.sessions import Flow, SessionState
+from ..flows import common, known_citizen, mutual, new_citizen
+from .openapi import OPENAPI
+from .presenters import session_status
+from .security import api_client, services
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, title: str, detail: str, invalid: list[dict[str, str]] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.invalid = status, title, detail, invalid or []
+
+
+def problem(status: int, title: str, detail: str, invalid: list[dict[str, str]] | None = None) -> tuple[Response, int]:
+    body: dict[str, Any] = {"type": f"about:blank#{status}", "title": title, "status": status, "detail": detail}
+    if invalid:
+        body["invalidParams"] = invalid
+    resp = jsonify(body)
+    resp.mimetype = "application/problem+json"
+    return resp, status
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> tuple[Response, int]:
+    return problem(exc.status, exc.title, exc.detail, exc.invalid)
+
+
+def _invalid(name: str, code: str, reason: str) -> ApiError:
+    return ApiError(400, "Bad Request", "The request body is not valid.", [{"name": name, "code": code,
+                                                                             "reason": reason}])
+
+
+@bp.before_request
+def _authenticate() -> None:
+    if request.endpoint == "api.openapi":
+        return
+    g.api_client = api_client()
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    doc = dict(OPENAPI)
+    doc["servers"] = [{"url": services().settings.base_url.rstrip("/") + "/api/v1"}]
+    return jsonify(doc)
+
+
+@bp.post("/sessions")
+def create_session() -> tuple[Response, int]:
+    svc = services()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "Bad Request", "The body must be a JSON object.",
+                       [{"name": "body", "code": "invalid", "reason": "Expected a JSON object."}])
+    allowed = {"flow", "bsn", "zaak", "register", "level"}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise _invalid(unknown[0], "unknown-field", f"Unknown field; allowed: {', '.join(sorted(allowed))}.")
+    flow = body.get("flow")
+    if flow not in {f.value for f in Flow}:
+        raise _invalid("flow", "invalid-choice", "One of new-citizen, known-citizen, mutual.")
+    zaak = body.get("zaak")
+    if zaak is not None and (not isinstance(zaak, str) or not 1 <= len(zaak) <= 40):
+        raise _invalid("zaak", "invalid", "A zaak identificatie of 1 to 40 characters.")
+    register = body.get("register", bool(zaak))
+    if not isinstance(register, bool):
+        raise _invalid("register", "invalid", "true or false.")
+    level_raw = body.get("level")
+    level: AssuranceLevel | None = None
+    if level_raw is not None:
+        if not isinstance(level_raw, str):
+            raise _invalid("level", "invalid-choice", "One of basis, midden, substantieel, hoog.")
+        try:
+            level = AssuranceLevel.from_name(level_raw)
+        except InvalidLevel:
+            raise _invalid("level", "invalid-choice", "One of basis, midden, substantieel, hoog.") from None
+    if flow != Flow.KNOWN_CITIZEN.value and "bsn" in body:
+        raise _invalid("bsn", "not-allowed", "A BSN is only given for the known-citizen flow.")
+    client = g.api_client
+    owner = {"owner_id": client["id"], "owner_name": client["behandelaar"], "store": svc.store,
+             "clock": svc.clock, "settings": svc.settings, "min_level": level}
+    if flow == Flow.KNOWN_CITIZEN.value:
+        if "bsn" not in body:
+            raise _invalid("bsn", "required", "The citizen's BSN is required for the known-citizen flow.")
+        try:
+            ident = known_citizen.start(body["bsn"], register=register, zaak_identificatie=zaak, **owner)
+        except InvalidBsn:
+            raise _invalid("bsn", "invalid-bsn", "Nine digits that pass the elfproef.") from None
+    elif flow == Flow.NEW_CITIZEN.value:
+        if zaak is not None:
+            raise _invalid("zaak", "not-allowed", "The new-citizen flow always creates a new zaak.")
+        ident = new_citizen.start(**owner)
+    else:
+        ident = mutual.start(register=register, zaak_identificatie=zaak, **owner)
+    data = session_status(ident, svc.store, svc.clock.now())
+    resp = jsonify(data)
+    resp.headers["Location"] = f"/api/v1/sessions/{ident.id}"
+    return resp, 201
+
+
+def _load(session_id: str) -> Any:
+    svc = services()
+    try:
+        return common.load_for_owner(session_id, g.api_client["id"], store=svc.store, clock=svc.clock)
+    except (SessionNotFound, NotOwner):
+        raise ApiError(404, "Not Found", "No such session for this client.") from None
+    except SessionExpired:
+        raise ApiError(410, "Gone", "The session has expired.") from None
+
+
+@bp.get("/sessions/<session_id>")
+def get_session(session_id: str) -> Response:
+    svc = services()
+    return jsonify(session_status(_load(session_id), svc.store, svc.clock.now()))
+
+
+@bp.post("/sessions/<session_id>/complete")
+def complete_session(session_id: str) -> tuple[str, int]:
+    svc = services()
+    ident = _load(session_id)
+    if ident.flow is Flow.MUTUAL:
+        mutual.complete(ident.id, owner_id=g.api_client["id"], store=svc.store, clock=svc.clock,
+                        settings=svc.settings)
+    elif ident.state is SessionState.AUTHENTICATED:
+        svc.store.update(ident.completed())
+        common.audit(svc.store, svc.clock, ident, actor=g.api_client["id"], event="completed")
+    else:
+        svc.store.delete(ident.id)
+        common.audit(svc.store, svc.clock, ident, actor=g.api_client["id"], event="revoked")
+    return "", 204

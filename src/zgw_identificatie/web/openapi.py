@@ -1,0 +1,148 @@
+"""The OpenAPI 3.0 document of ``/api/v1`` (served at ``/api/v1/openapi.json``; tests check responses against it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM}}}
+
+
+_ERRORS = {
+    "401": _problem_response("No or wrong API key"),
+    "429": _problem_response("Too many requests"),
+}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "zgw-identificatie",
+        "version": "1.0.0",
+        "description": "Identify a citizen with DigiD during a video call (VNG guide §2.1, §2.2, §2.3). "
+        "Authenticate with `Authorization: Bearer <API key>`.",
+    },
+    "security": [{"apiKey": []}],
+    "paths": {
+        "/sessions": {
+            "post": {
+                "operationId": "createSession",
+                "summary": "Start an identification session",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionCreate"}}},
+                },
+                "responses": {
+                    "201": {
+                        "description": "Created",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Session"}}},
+                    },
+                    "400": _problem_response("Invalid body; invalidParams names the field"),
+                    **_ERRORS,
+                },
+            }
+        },
+        "/sessions/{id}": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": {
+                "operationId": "getSession",
+                "summary": "Status of a session created by this client",
+                "responses": {
+                    "200": {
+                        "description": "The session",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Session"}}},
+                    },
+                    "404": _problem_response("No such session for this client"),
+                    "410": _problem_response("The session has expired"),
+                    **_ERRORS,
+                },
+            },
+        },
+        "/sessions/{id}/complete": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "post": {
+                "operationId": "completeSession",
+                "summary": "Finish a session; a mutual-assurance record is erased at once",
+                "responses": {
+                    "204": {"description": "Completed and erased"},
+                    "404": _problem_response("No such session for this client"),
+                    "410": _problem_response("The session has expired"),
+                    **_ERRORS,
+                },
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "SessionCreate": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["flow"],
+                "properties": {
+                    "flow": {"type": "string", "enum": ["new-citizen", "known-citizen", "mutual"]},
+                    "bsn": {"type": "string", "pattern": "^[0-9]{9}$",
+                            "description": "known-citizen only: the BSN the behandelaar knows"},
+                    "zaak": {"type": "string", "minLength": 1, "maxLength": 40,
+                             "description": "identificatie of an existing zaak to attach the proof to"},
+                    "register": {"type": "boolean", "description": "make a proof PDF and register it"},
+                    "level": {"type": "string", "enum": ["basis", "midden", "substantieel", "hoog"],
+                              "description": "minimum DigiD level; never below the configured one"},
+                },
+            },
+            "Session": {
+                "type": "object",
+                "required": ["id", "flow", "state", "progress", "citizenUrl", "expiresAt"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "flow": {"type": "string", "enum": ["new-citizen", "known-citizen", "mutual"]},
+                    "state": {"type": "string", "enum": ["created", "opened", "authenticated", "completed",
+                                                         "failed"]},
+                    "progress": {"type": "string", "enum": ["created", "opened", "authenticated", "completed",
+                                                            "failed", "expired", "match", "mismatch"]},
+                    "citizenUrl": {"type": "string", "format": "uri"},
+                    "createdAt": {"type": "string", "format": "date-time"},
+                    "expiresAt": {"type": "string", "format": "date-time"},
+                    "behandelaar": {"type": "string"},
+                    "minimumLevel": {"type": "string"},
+                    "level": {"type": "string", "nullable": True},
+                    "authenticatedAt": {"type": "string", "format": "date-time", "nullable": True},
+                    "code": {"type": "string", "nullable": True, "pattern": "^[0-9]{6}$"},
+                    "codeMatch": {"type": "boolean", "nullable": True},
+                    "bsn": {"type": "string", "description": "mutual flow only, once the citizen logged in"},
+                    "zaak": {
+                        "type": "object", "nullable": True,
+                        "properties": {"identificatie": {"type": "string", "nullable": True},
+                                       "url": {"type": "string", "nullable": True}},
+                    },
+                    "registration": {
+                        "type": "object", "nullable": True,
+                        "properties": {
+                            "state": {"type": "string", "enum": ["pending", "retrying", "done", "failed"]},
+                            "error": {"type": "string", "nullable": True},
+                            "invalidParams": {"type": "array", "items": {"$ref": "#/components/schemas/InvalidParam"}},
+                        },
+                    },
+                },
+            },
+            "InvalidParam": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "code": {"type": "string"}, "reason": {"type": "string"}},
+            },
+            "Problem": {
+                "type": "object",
+                "required": ["title", "status"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "invalidParams": {"type": "array", "items": {"$ref": "#/components/schemas/InvalidParam"}},
+                },
+            },
+        },
+    },
+}

@@ -1,0 +1,140 @@
+"""Web hardening: CSRF tokens, security headers, idle time-outs, staff login and API keys.
+
+Sources: NCSC ICT-beveiligingsrichtlijnen voor webapplicaties (U/WA.03–05), OWASP CSRF cheat sheet
+(synchronizer token), DigiD notes R15/R27 (15 minutes idle, no-store, no-referrer).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from flask import Flask, Response, abort, current_app, g, redirect, request, session, url_for
+
+if TYPE_CHECKING:
+    from ..app import Services
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self' {form_action}; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+
+
+def services() -> Services:
+    return current_app.extensions["zgwid"]  # type: ignore[no-any-return]
+
+
+def csrf_token() -> str:
+    token = session.get("_csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["_csrf"] = token
+    return str(token)
+
+
+def check_csrf() -> None:
+    """Synchronizer token on every form POST (OWASP); the API uses keys, not cookies, so it is exempt."""
+    sent = request.form.get("csrf_token", "")
+    expected = session.get("_csrf", "")
+    if not expected or not hmac.compare_digest(str(sent), str(expected)):
+        abort(400, description="CSRF token missing or wrong")
+
+
+def hash_secret_sha256(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def api_client() -> dict[str, str]:
+    """The API client for a request's ``Authorization: Bearer <key>`` or ``X-Api-Key`` header, or 401."""
+    header = request.headers.get("Authorization", "")
+    key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("X-Api-Key", "")
+    if key:
+        digest = hash_secret_sha256(key)
+        for client_id, client in services().settings.api_keys.items():
+            if hmac.compare_digest(str(client.get("key_hash", "")), digest):
+                return {"id": f"api:{client_id}", "name": client.get("name", client_id),
+                        "behandelaar": client.get("behandelaar", client.get("name", client_id))}
+    from .api import ApiError
+
+    raise ApiError(401, "Unauthorized", "A valid API key is required (Authorization: Bearer <key>).")
+
+
+def staff_user() -> dict[str, str] | None:
+    user = session.get("staff")
+    if not user:
+        return None
+    idle = services().settings.staff_idle_minutes * 60
+    if time.time() - float(session.get("staff_seen", 0)) > idle:
+        session.pop("staff", None)
+        return None
+    session["staff_seen"] = time.time()
+    return dict(user)
+
+
+def login_staff(user_id: str, name: str) -> None:
+    lang = session.get("lang")
+    session.clear()  # a new session id at login (fixation)
+    if lang:
+        session["lang"] = lang
+    session["staff"] = {"id": user_id, "name": name}
+    session["staff_seen"] = time.time()
+    session.permanent = False
+
+
+def staff_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        user = staff_user()
+        if user is None:
+            if request.method == "GET" and not request.path.endswith(".json"):
+                return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+            abort(401)
+        g.staff = user
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def init_app(app: Flask, svc: Services) -> None:
+    sso = svc.settings.base_url if svc.settings.digid.simulator else svc.settings.digid.idp_sso_url
+    form_action = " ".join(sorted({_origin(sso)} - {""}))
+    csp = CSP.format(form_action=form_action)
+
+    @app.before_request
+    def _request_id() -> None:
+        g.request_id = secrets.token_hex(6)
+        if request.method == "POST" and not request.path.startswith(("/api/", "/demo/digid/resolve",
+                                                                       "/sandbox/")):
+            if request.path.startswith("/demo/digid/sso"):
+                return  # the SAML POST binding from our own form; its signature is the protection
+            check_csrf()
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        resp.headers.setdefault("Content-Security-Policy", csp)
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        resp.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+        resp.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        if svc.settings.base_url.startswith("https://"):
+            resp.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        if not request.path.startswith("/static/"):
+            resp.headers["Cache-Control"] = "no-store"
+        resp.headers["X-Request-Id"] = g.get("request_id", "")
+        return resp
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""

@@ -1,0 +1,174 @@
+"""The behandelaar's pages: log in, start a session per flow, follow it live, finish it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import segno
+from flask import Blueprint, Response, abort, g, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from werkzeug.security import check_password_hash
+
+from ..domain.assurance import AssuranceLevel
+from ..domain.errors import DomainError, InvalidBsn, InvalidLevel, NotOwner, SessionExpired, SessionNotFound
+from ..domain.sessions import Flow, SessionState
+from ..flows import common, known_citizen, mutual, new_citizen
+from .presenters import citizen_url, grouped, session_status
+from .security import login_staff, services, staff_required, staff_user
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+# Checked against when the user name is unknown, so a wrong name and a wrong password take as long.
+_DUMMY_HASH = "scrypt:32768:8:1$0000000000000000$" + "0" * 128
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    svc = services()
+    error = None
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()
+        password = request.form.get("password", "")
+        account = svc.settings.staff_users.get(username)
+        ok = check_password_hash(account["password_hash"] if account else _DUMMY_HASH, password)
+        if account and ok:
+            login_staff(f"local:{username}", account.get("name", username))
+            target = request.args.get("next", "")
+            if not target.startswith("/") or target.startswith("//"):
+                target = url_for("staff.index")
+            return redirect(target)
+        error = _("De gebruikersnaam of het wachtwoord klopt niet.")
+    status = 401 if error else 200
+    return render_template("staff/login.html", error=error, oidc=bool(svc.settings.oidc.issuer)), status
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    session.clear()
+    return redirect(url_for("staff.login"))  # type: ignore[return-value]
+
+
+def _level(raw: str | None) -> AssuranceLevel | None:
+    return AssuranceLevel.from_name(raw) if raw else None
+
+
+@bp.get("/")
+@staff_required
+def index() -> str:
+    svc = services()
+    sessions = svc.store.list_for_owner(g.staff["id"], limit=30)
+    now = svc.clock.now()
+    return render_template("staff/index.html", sessions=sessions, now=now, errors={}, form={},
+                           progress=lambda s: session_status(s, svc.store, now)["progress"])
+
+
+@bp.post("/sessions")
+@staff_required
+def create() -> Any:
+    svc = services()
+    form = request.form
+    errors: dict[str, str] = {}
+    owner = {"owner_id": g.staff["id"], "owner_name": g.staff["name"], "store": svc.store, "clock": svc.clock,
+             "settings": svc.settings}
+    zaak = form.get("zaak", "").strip() or None
+    register = form.get("register") == "on" or bool(zaak)
+    if zaak and len(zaak) > 40:
+        errors["zaak"] = _("Een zaaknummer heeft hoogstens 40 tekens.")
+    try:
+        level = _level(form.get("level"))
+    except InvalidLevel:
+        errors["level"] = _("Kies een DigiD-niveau uit de lijst.")
+        level = None
+    flow = form.get("flow", "")
+    if not errors:
+        try:
+            if flow == Flow.KNOWN_CITIZEN.value:
+                ident = known_citizen.start(form.get("bsn", ""), min_level=level, register=register,
+                                            zaak_identificatie=zaak, **owner)
+            elif flow == Flow.NEW_CITIZEN.value:
+                ident = new_citizen.start(min_level=level, **owner)
+            elif flow == Flow.MUTUAL.value:
+                ident = mutual.start(min_level=level, register=register, zaak_identificatie=zaak, **owner)
+            else:
+                abort(400)
+            return redirect(url_for("staff.detail", session_id=ident.id), code=303)
+        except InvalidBsn:
+            errors["bsn"] = _("Dit is geen geldig burgerservicenummer. Een BSN heeft 9 cijfers en voldoet aan de "
+                              "elfproef.")
+    now = svc.clock.now()
+    sessions = svc.store.list_for_owner(g.staff["id"], limit=30)
+    form_values = {k: v for k, v in form.items() if k != "bsn"}  # never echo a BSN back into a page
+    return render_template("staff/index.html", sessions=sessions, now=now, errors=errors, form=form_values,
+                           active_flow=flow, progress=lambda s: session_status(s, svc.store, now)["progress"]), 400
+
+
+def _own(session_id: str) -> Any:
+    svc = services()
+    try:
+        return common.load_for_owner(session_id, g.staff["id"], store=svc.store, clock=svc.clock)
+    except NotOwner:
+        abort(404)  # do not reveal that another behandelaar's session exists
+    except (SessionNotFound, SessionExpired):
+        return None
+
+
+@bp.get("/sessions/<session_id>")
+@staff_required
+def detail(session_id: str) -> Any:
+    svc = services()
+    ident = _own(session_id)
+    if ident is None:
+        return render_template("message.html", title=_("Sessie niet gevonden"),
+                               text=_("Deze sessie bestaat niet meer: afgerond of verlopen. Start een nieuwe."),
+                               status=404, back=url_for("staff.index")), 404
+    url = citizen_url(ident)
+    qr = segno.make(url, error="m").svg_data_uri(scale=5, border=2, dark="#000", light="#fff")
+    status = session_status(ident, svc.store, svc.clock.now())
+    return render_template("staff/session.html", ident=ident, url=url, qr=qr, status=status,
+                           code=grouped(status["code"]), Flow=Flow, SessionState=SessionState)
+
+
+@bp.get("/sessions/<session_id>/status.json")
+def status_json(session_id: str) -> Any:
+    if staff_user() is None:
+        return jsonify({"error": "login required"}), 401
+    g.staff = staff_user()
+    svc = services()
+    ident = _own(session_id)
+    if ident is None:
+        return jsonify({"id": session_id, "progress": "gone"}), 404
+    return jsonify(session_status(ident, svc.store, svc.clock.now()))
+
+
+@bp.get("/sessions/<session_id>/status.html")
+@staff_required
+def status_fragment(session_id: str) -> Any:
+    """The status block alone, for the live update (same template as the page, so one set of texts)."""
+    svc = services()
+    ident = _own(session_id)
+    if ident is None:
+        return render_template("message.html", title=_("Sessie niet gevonden"), text=""), 404
+    status = session_status(ident, svc.store, svc.clock.now())
+    return render_template("staff/_status.html", ident=ident, status=status)
+
+
+@bp.post("/sessions/<session_id>/voltooien")
+@staff_required
+def complete(session_id: str) -> Any:
+    svc = services()
+    ident = _own(session_id)
+    if ident is None:
+        return redirect(url_for("staff.index"), code=303)
+    try:
+        if ident.flow is Flow.MUTUAL:
+            mutual.complete(ident.id, owner_id=g.staff["id"], store=svc.store, clock=svc.clock, settings=svc.settings)
+        elif ident.state is SessionState.AUTHENTICATED:
+            svc.store.update(ident.completed())
+            common.audit(svc.store, svc.clock, ident, actor=g.staff["id"], event="completed")
+        else:
+            svc.store.delete(ident.id)
+            common.audit(svc.store, svc.clock, ident, actor=g.staff["id"], event="revoked")
+    except DomainError:
+        abort(409)
+    return redirect(url_for("staff.index"), code=303)
+

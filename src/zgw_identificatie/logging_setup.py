@@ -52,4 +52,5 @@ def configure_logging(level: str = "INFO") -> None:
         root.addHandler(handler)
     if not _configured:
         root.setLevel(level.upper())
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         _configured = True

@@ -1,0 +1,103 @@
+"""An in-memory SessionStore with the same semantics as the SQL one, for unit tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from ..domain.audit import AuditEvent
+from ..domain.registration import Registration
+from ..domain.sessions import IdentificationSession, RegistrationState
+from ..ports import LoginFlow
+
+
+class InMemorySessionStore:
+    def __init__(self) -> None:
+        self.sessions: dict[str, IdentificationSession] = {}
+        self.flows: dict[str, tuple[LoginFlow, bool]] = {}
+        self.once: dict[tuple[str, str], datetime] = {}
+        self.registrations: dict[str, Registration] = {}
+        self.leases: dict[str, datetime] = {}
+        self.audit: list[AuditEvent] = []
+        self._lock = threading.Lock()
+
+    def add(self, session: IdentificationSession) -> None:
+        self.sessions[session.id] = session
+
+    def get(self, session_id: str) -> IdentificationSession | None:
+        return self.sessions.get(session_id)
+
+    def update(self, session: IdentificationSession) -> None:
+        if session.id in self.sessions:
+            self.sessions[session.id] = session
+
+    def delete(self, session_id: str) -> bool:
+        self.flows = {k: v for k, v in self.flows.items() if v[0].session_id != session_id}
+        return self.sessions.pop(session_id, None) is not None
+
+    def list_for_owner(self, owner_id: str, *, limit: int = 50) -> Sequence[IdentificationSession]:
+        own = [s for s in self.sessions.values() if s.owner_id == owner_id]
+        return sorted(own, key=lambda s: s.created_at, reverse=True)[:limit]
+
+    def add_login_flow(self, flow: LoginFlow) -> None:
+        self.flows[flow.id] = (flow, False)
+
+    def take_login_flow(self, flow_id: str, now: datetime) -> LoginFlow | None:
+        with self._lock:
+            entry = self.flows.get(flow_id)
+            if entry is None or entry[1] or entry[0].expires_at <= now:
+                return None
+            self.flows[flow_id] = (entry[0], True)
+            return entry[0]
+
+    def use_once(self, kind: str, value: str, expires_at: datetime) -> bool:
+        with self._lock:
+            if (kind, value) in self.once:
+                return False
+            self.once[(kind, value)] = expires_at
+            return True
+
+    def add_registration(self, registration: Registration) -> None:
+        self.registrations[registration.id] = registration
+
+    def get_registration(self, registration_id: str) -> Registration | None:
+        return self.registrations.get(registration_id)
+
+    def registration_for_session(self, session_id: str) -> Registration | None:
+        regs = [r for r in self.registrations.values() if r.session_id == session_id]
+        return max(regs, key=lambda r: r.created_at) if regs else None
+
+    def update_registration(self, registration: Registration) -> None:
+        if registration.state is RegistrationState.DONE:
+            registration = replace(registration, proof=None)
+        if registration.finished:
+            self.leases.pop(registration.id, None)
+        self.registrations[registration.id] = registration
+
+    def claim_due_registrations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Registration]:
+        with self._lock:
+            due = [r for r in self.registrations.values()
+                   if r.state in (RegistrationState.PENDING, RegistrationState.RETRYING)
+                   and r.next_attempt_at <= now and self.leases.get(r.id, now - timedelta(1)) < now]
+            due = sorted(due, key=lambda r: r.next_attempt_at)[:limit]
+            for r in due:
+                self.leases[r.id] = now + timedelta(seconds=lease_seconds)
+            return due
+
+    def add_audit(self, event: AuditEvent) -> None:
+        self.audit.append(event)
+
+    def list_audit(self, *, session_id: str | None = None, limit: int = 100) -> Sequence[AuditEvent]:
+        events = [e for e in reversed(self.audit) if session_id is None or e.session_id == session_id]
+        return events[:limit]
+
+    def purge(self, now: datetime) -> dict[str, int]:
+        expired = [k for k, s in self.sessions.items() if s.expires_at <= now]
+        for k in expired:
+            self.delete(k)
+        old = [k for k, v in self.once.items() if v <= now]
+        for k in old:
+            del self.once[k]
+        return {"sessions": len(expired), "one_time_ids": len(old)}

@@ -1,0 +1,79 @@
+"""Shared fixtures: settings for tests, a fixed clock, SQLite and PostgreSQL stores, the demo app."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from zgw_identificatie.adapters.crypto import DataCipher, generate_key
+from zgw_identificatie.adapters.sql_store import SqlSessionStore, make_engine, migrate
+from zgw_identificatie.settings import Settings, load_settings
+from zgw_identificatie.testing.clock import FixedClock
+
+PG_URL = os.environ.get("ZGWID_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs"
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    defaults: dict[str, object] = {
+        "instance_path": str(tmp_path / "instance"),
+        "base_url": "http://testserver.local",
+        "encryption_keys": [generate_key()],
+    }
+    defaults.update(overrides)
+    return load_settings(environ={}, **defaults)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture(scope="session")
+def pg_schema() -> Iterator[str]:
+    """A throw-away schema on the machine's PostgreSQL, so parallel runs never meet."""
+    name = "zgwid_test_" + secrets.token_hex(4)
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is not reachable (make test starts it): {exc}")
+    yield name
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+    engine.dispose()
+
+
+def pg_engine(schema: str) -> sa.Engine:
+    return sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlSessionStore]:
+    """The production store on SQLite and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    else:
+        schema = request.getfixturevalue("pg_schema") + "_" + secrets.token_hex(3)
+        admin = sa.create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        engine = pg_engine(schema)
+    migrate(engine)
+    yield SqlSessionStore(engine, DataCipher([generate_key()]))
+    engine.dispose()
+    if request.param == "postgresql":
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -8,6 +8,7 @@ short ``exp`` satisfies both, unlike zgw-consumers' ``ZGWAuth``, which mints onc
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 
 import jwt
@@ -46,7 +47,11 @@ class ZgwJwtAuth(requests.auth.AuthBase):
             "user_id": self.user_id,
             "user_representation": self.user_representation,
         }
-        return jwt.encode(claims, self._secret, algorithm="HS256", headers={"typ": "JWT"})
+        with warnings.catch_warnings():
+            # ZGW secrets are issued by the zaaksysteem (Open Zaak generates short ones); their
+            # strength is the Applicatie's business, not a reason to warn on every request.
+            warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+            return jwt.encode(claims, self._secret, algorithm="HS256", headers={"typ": "JWT"})
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.token()}"

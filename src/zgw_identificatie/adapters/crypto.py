@@ -17,6 +17,7 @@ class DataCipher:
     def __init__(self, keys: list[str]) -> None:
         if not keys:
             raise ValueError("at least one encryption key is needed")
+        self.keys = list(keys)
         try:
             self._fernet = MultiFernet([Fernet(k.encode() if isinstance(k, str) else k) for k in keys])
         except (ValueError, TypeError):

@@ -231,7 +231,9 @@ class MemoryRegistrationStore:
     def update_registration(self, registration: Registration) -> None:
         self.registrations[registration.id] = registration
         self.history.append(registration)
-        if registration.finished:
+        # The attempt is over when the registration is finished or scheduled for later: release the
+        # lease so the retry can be claimed as soon as it is due (claiming also needs next_attempt_at <= now).
+        if registration.finished or registration.next_attempt_at > registration.updated_at:
             self.leases.pop(registration.id, None)
 
     def claim_due_registrations(self, now: datetime, *, lease_seconds: int, limit: int) -> list[Registration]:

@@ -17,11 +17,19 @@ from zgw_identificatie.domain.sessions import Flow
 
 def proof(**changes: object) -> ProofData:
     values: dict[str, object] = {
-        "gemeente": "Gemeente Voorbeeld", "flow": Flow.KNOWN_CITIZEN, "zaak_identificatie": "ZAAK-2026-0000000042",
-        "identified_at": datetime(2026, 11, 29, 14, 3, 11, tzinfo=UTC), "level": AssuranceLevel.SUBSTANTIEEL,
-        "bsn": Bsn("111222333"), "assertion_id": "_5f0c8e3a-assertion",
-        "issuer": "https://was-preprod1.digid.nl/saml/idp/metadata", "assertion_sha256": "0123456789abcdef" * 4,
-        "controlecode": "K7Q2MX", "code_check": True, "behandelaar": "Jan de Vries", "session_id": "s-1",
+        "gemeente": "Gemeente Voorbeeld",
+        "flow": Flow.KNOWN_CITIZEN,
+        "zaak_identificatie": "ZAAK-2026-0000000042",
+        "identified_at": datetime(2026, 11, 29, 14, 3, 11, tzinfo=UTC),
+        "level": AssuranceLevel.SUBSTANTIEEL,
+        "bsn": Bsn("111222333"),
+        "assertion_id": "_5f0c8e3a-assertion",
+        "issuer": "https://was-preprod1.digid.nl/saml/idp/metadata",
+        "assertion_sha256": "0123456789abcdef" * 4,
+        "controlecode": "K7Q2MX",
+        "code_check": True,
+        "behandelaar": "Jan de Vries",
+        "session_id": "s-1",
     }
     values.update(changes)
     return ProofData(**values)  # type: ignore[arg-type]
@@ -43,9 +51,19 @@ def test_the_pdf_is_one_a4_page() -> None:
 def test_the_text_states_code_zaak_level_bsn_and_assertion() -> None:
     """Everything the proof must state can be read back as text."""
     _, text = read(ReportlabProofRenderer().render(proof()))
-    for expected in ["Gemeente Voorbeeld", "ZAAK-2026-0000000042", "Substantieel", "111222333", "K7Q2MX",
-                     "_5f0c8e3a-assertion", "https://was-preprod1.digid.nl/saml/idp/metadata",
-                     "0123456789abcdef" * 4, "Jan de Vries", "De codes komen overeen", "§2.2"]:
+    for expected in [
+        "Gemeente Voorbeeld",
+        "ZAAK-2026-0000000042",
+        "Substantieel",
+        "111222333",
+        "K7Q2MX",
+        "_5f0c8e3a-assertion",
+        "https://was-preprod1.digid.nl/saml/idp/metadata",
+        "0123456789abcdef" * 4,
+        "Jan de Vries",
+        "De codes komen overeen",
+        "§2.2",
+    ]:
         assert expected in text, expected
 
 
@@ -64,8 +82,9 @@ def test_the_time_is_shown_in_dutch_in_europe_amsterdam() -> None:
         (Flow.MUTUAL, None, "§2.3", "Geen vergelijking in deze werkwijze"),
     ],
 )
-def test_each_flow_has_its_dutch_name_and_code_check_outcome(flow: Flow, code_check: bool | None, label: str,
-                                                              outcome: str) -> None:
+def test_each_flow_has_its_dutch_name_and_code_check_outcome(
+    flow: Flow, code_check: bool | None, label: str, outcome: str
+) -> None:
     """The flow is named as in the guide and the code check outcome is explicit."""
     _, text = read(ReportlabProofRenderer().render(proof(flow=flow, code_check=code_check)))
     assert label in text

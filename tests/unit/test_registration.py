@@ -25,20 +25,37 @@ BSN = "111222333"
 def make_session(clock: FixedClock, **changes: object) -> IdentificationSession:
     now = clock.now()
     session = IdentificationSession(
-        id="sess-0123456789", flow=Flow.NEW_CITIZEN, state=SessionState.AUTHENTICATED, created_at=now,
-        expires_at=now + timedelta(minutes=15), owner_id="jdv", owner_name="Jan de Vries",
-        gemeente="Gemeente Voorbeeld", min_level=AssuranceLevel.MIDDEN, level=AssuranceLevel.MIDDEN,
-        authenticated_at=now, register=True,
+        id="sess-0123456789",
+        flow=Flow.NEW_CITIZEN,
+        state=SessionState.AUTHENTICATED,
+        created_at=now,
+        expires_at=now + timedelta(minutes=15),
+        owner_id="jdv",
+        owner_name="Jan de Vries",
+        gemeente="Gemeente Voorbeeld",
+        min_level=AssuranceLevel.MIDDEN,
+        level=AssuranceLevel.MIDDEN,
+        authenticated_at=now,
+        register=True,
     )
     return replace(session, **changes)  # type: ignore[arg-type]
 
 
 def make_proof(clock: FixedClock, zaak: str = "") -> ProofData:
     return ProofData(
-        gemeente="Gemeente Voorbeeld", flow=Flow.NEW_CITIZEN, zaak_identificatie=zaak, identified_at=clock.now(),
-        level=AssuranceLevel.MIDDEN, bsn=Bsn(BSN), assertion_id="_assertion-1",
-        issuer="https://digid.example/saml/idp/metadata", assertion_sha256="ab" * 32, controlecode="K7Q2MX",
-        code_check=None, behandelaar="Jan de Vries", session_id="sess-0123456789",
+        gemeente="Gemeente Voorbeeld",
+        flow=Flow.NEW_CITIZEN,
+        zaak_identificatie=zaak,
+        identified_at=clock.now(),
+        level=AssuranceLevel.MIDDEN,
+        bsn=Bsn(BSN),
+        assertion_id="_assertion-1",
+        issuer="https://digid.example/saml/idp/metadata",
+        assertion_sha256="ab" * 32,
+        controlecode="K7Q2MX",
+        code_check=None,
+        behandelaar="Jan de Vries",
+        session_id="sess-0123456789",
     )
 
 
@@ -51,16 +68,33 @@ class World:
         self.settings = Settings(registration_max_attempts=max_attempts)
         self.session = make_session(self.clock)
         self.store.add(self.session)
-        self.reg = start_registration(self.session, make_proof(self.clock), existing_zaak=existing_zaak,
-                                      store=self.store, clock=self.clock)
+        self.reg = start_registration(
+            self.session,
+            make_proof(self.clock),
+            existing_zaak=existing_zaak,
+            store=self.store,
+            clock=self.clock,
+        )
 
     def run(self, reg: Registration | None = None) -> Registration:
-        return run_registration(reg or self.current, store=self.store, registry=self.registry,
-                                renderer=self.renderer, clock=self.clock, settings=self.settings)
+        return run_registration(
+            reg or self.current,
+            store=self.store,
+            registry=self.registry,
+            renderer=self.renderer,
+            clock=self.clock,
+            settings=self.settings,
+        )
 
     def process(self) -> int:
-        return process_due(store=self.store, registry=self.registry, renderer=self.renderer, clock=self.clock,
-                           settings=self.settings, limit=10)
+        return process_due(
+            store=self.store,
+            registry=self.registry,
+            renderer=self.renderer,
+            clock=self.clock,
+            settings=self.settings,
+            limit=10,
+        )
 
     @property
     def current(self) -> Registration:
@@ -69,7 +103,13 @@ class World:
         return reg
 
     def writes(self) -> list[str]:
-        write_methods = {"create_zaak", "add_initiator", "set_first_status", "upload_document", "link_document"}
+        write_methods = {
+            "create_zaak",
+            "add_initiator",
+            "set_first_status",
+            "upload_document",
+            "link_document",
+        }
         return [name for name, _ in self.registry.calls if name in write_methods]
 
 
@@ -78,8 +118,13 @@ def test_a_new_registration_creates_zaak_rol_status_document_and_link_in_that_or
     world = World()
     done = world.run()
     assert done.state is RegistrationState.DONE
-    assert world.writes() == ["create_zaak", "add_initiator", "set_first_status", "upload_document",
-                              "link_document"]
+    assert world.writes() == [
+        "create_zaak",
+        "add_initiator",
+        "set_first_status",
+        "upload_document",
+        "link_document",
+    ]
     assert done.zaak_identificatie == "ZAAK-2026-0000000001"
     assert all([done.zaak_url, done.rol_url, done.status_url, done.document_url, done.link_url])
 
@@ -183,8 +228,13 @@ def test_a_write_whose_answer_was_lost_is_found_on_retry_instead_of_repeated(wri
     assert done.state is RegistrationState.DONE
     assert len(world.registry.called(find)) == 1
     assert len(world.registry.called(write)) == 1
-    counts = [len(world.registry.zaken), len(world.registry.rollen), len(world.registry.statussen),
-              len(world.registry.documents), len(world.registry.links)]
+    counts = [
+        len(world.registry.zaken),
+        len(world.registry.rollen),
+        len(world.registry.statussen),
+        len(world.registry.documents),
+        len(world.registry.links),
+    ]
     assert counts == [1, 1, 1, 1, 1]
 
 
@@ -240,8 +290,13 @@ def test_a_registration_gives_up_after_the_maximum_number_of_attempts() -> None:
 def test_a_refusal_fails_the_registration_with_its_reasons_and_no_retry() -> None:
     """A 4xx (RegistrationFailed) is permanent and keeps the invalidParams."""
     world = World()
-    world.registry.fail("add_initiator", RegistrationFailed("POST zaken rollen answered 400", [
-        {"name": "nonFieldErrors", "code": "max-occurences", "reason": "Er is al een initiator."}]))
+    world.registry.fail(
+        "add_initiator",
+        RegistrationFailed(
+            "POST zaken rollen answered 400",
+            [{"name": "nonFieldErrors", "code": "max-occurences", "reason": "Er is al een initiator."}],
+        ),
+    )
     failed = world.run()
     assert failed.state is RegistrationState.FAILED
     assert failed.invalid_params == (("nonFieldErrors", "max-occurences", "Er is al een initiator."),)

@@ -62,7 +62,9 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
     configure_logging(settings.log_level)
     Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
 
-    app = Flask(__name__, instance_path=str(Path(settings.instance_path).resolve()))
+    web_dir = Path(__file__).resolve().parent / "web"
+    app = Flask(__name__, instance_path=str(Path(settings.instance_path).resolve()),
+                template_folder=str(web_dir / "templates"), static_folder=str(web_dir / "static"))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_NAME="zgwid",
@@ -116,7 +118,16 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
             return registry  # type: ignore[no-any-return]
         from .adapters.zgw import build_registry
 
-        return build_registry(_zgw_settings(settings), http=http)
+        def share_transports(session: requests.Session) -> None:
+            for prefix, adapter in http.adapters.items():
+                session.mount(prefix, adapter)
+
+        roots = None
+        if settings.zgw.sandbox:
+            from .demo.zgw_sandbox import sandbox_api_roots
+
+            roots = sandbox_api_roots(settings.base_url)
+        return build_registry(settings, http=share_transports, roots=roots)
 
     services = Services(settings=settings, store=store, clock=clock, idp=idp, renderer=renderer,
                         registry_factory=registry_factory)
@@ -139,20 +150,6 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
     if not settings.zgw.sandbox and settings.zgw.check_on_start and registry is None:
         services.registry  # noqa: B018 - resolve the catalogue now: a wrong setting stops start-up
     return app
-
-
-def _zgw_settings(settings: Settings) -> Settings:
-    """With the sandbox, the ZGW roots point at the sandbox mounted in this app."""
-    if not settings.zgw.sandbox:
-        return settings
-    from dataclasses import replace
-
-    from .demo.zgw_sandbox import sandbox_api_roots
-
-    roots = sandbox_api_roots(settings.base_url)
-    zgw = replace(settings.zgw, **{k: v for k, v in roots.items() if k in ("zaken_url", "documenten_url",
-                                                                          "catalogi_url", "catalogus_url")})
-    return replace(settings, zgw=zgw)
 
 
 def services_of(app: Flask) -> Services:

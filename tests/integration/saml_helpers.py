@@ -66,6 +66,8 @@ class SimulatorWorld:
     sp: DigidServiceProvider
     browser: Any  # Flask test client
     transport: Any
+    sp_clock: FixedClock
+    edit_resolve: Callable[[str], str] | None = None  # a man in the middle on the back channel
 
     def start(self, level: AssuranceLevel = AssuranceLevel.MIDDEN, relay_state: str = "flow-1"):
         """begin_login and POST its form to the simulator's SSO; returns (login request, page response)."""
@@ -103,14 +105,30 @@ class SimulatorWorld:
 def make_simulator_world(instance_path: Path) -> SimulatorWorld:
     settings = Settings(base_url=BASE_URL, instance_path=str(instance_path))
     clock = FixedClock(now_utc())
+    sp_clock = FixedClock(clock.now())
     app = Flask("digid-simulator-test")
     app.register_blueprint(create_simulator_blueprint(settings, clock=clock), url_prefix=SIMULATOR_PREFIX)
     http = requests.Session()
-    transport = mount(http, BASE_URL + "/", app)
+    holder: list[SimulatorWorld] = []
+
+    def back_channel(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        edit = holder[0].edit_resolve
+        if edit is None:
+            return app(environ, start_response)
+        from werkzeug.wrappers import Response
+
+        inner = Response.from_app(app, environ)
+        edited = Response(edit(inner.get_data(as_text=True)), status=inner.status_code,
+                          content_type=inner.content_type)
+        return edited(environ, start_response)
+
+    transport = mount(http, BASE_URL + "/", back_channel)
     one_time = MemoryOneTimeIds()
-    sp = DigidServiceProvider(sp_config_from_settings(settings), one_time=one_time, clock=clock, http=http)
-    return SimulatorWorld(settings=settings, clock=clock, one_time=one_time, sp=sp, browser=app.test_client(),
-                          transport=transport)
+    sp = DigidServiceProvider(sp_config_from_settings(settings), one_time=one_time, clock=sp_clock, http=http)
+    world = SimulatorWorld(settings=settings, clock=clock, one_time=one_time, sp=sp, browser=app.test_client(),
+                           transport=transport, sp_clock=sp_clock)
+    holder.append(world)
+    return world
 
 
 # -- a signed DigiD-shaped fixture with knobs, for the attack catalogue -----------------------------------
@@ -170,6 +188,7 @@ class Fixture:
     digest_algorithm: str = SHA256
     outer_sign_algorithm: str = RSA_SHA256
     outer_digest_algorithm: str = SHA256
+    edit_unsigned_assertion: Callable[[str], str] | None = None  # before the assertion is signed
     edit_assertion: Callable[[str], str] | None = None  # on the signed assertion
     edit_response: Callable[[str], str] | None = None  # on the response holding the signed assertion
     edit_signed_artifact_response: Callable[[str], str] | None = None
@@ -203,6 +222,8 @@ class Fixture:
 
     def signed_assertion(self) -> str:
         xml = self.assertion_xml()
+        if self.edit_unsigned_assertion:
+            xml = self.edit_unsigned_assertion(xml)
         if self.sign_assertion:
             pair = self.assertion_key or keys("idp")
             xml = _sign(xml, pair, self.sign_algorithm, self.digest_algorithm)
@@ -322,7 +343,7 @@ class AttackHarness:
         """Serve a fixture with ``changes`` and complete a login against it."""
         request_id = self.begin(required)
         self.fixture_for(request_id, **changes)
-        return self.sp.complete_login(artifact=artifact or make_artifact(IDP_ENTITY_ID),
+        return self.sp.complete_login(artifact=make_artifact(IDP_ENTITY_ID) if artifact is None else artifact,
                                       expected_request_id=request_id if expected_request_id is None
                                       else expected_request_id, min_level=required)
 

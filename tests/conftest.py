@@ -12,21 +12,12 @@ import sqlalchemy as sa
 
 from zgw_identificatie.adapters.crypto import DataCipher, generate_key
 from zgw_identificatie.adapters.sql_store import SqlSessionStore, make_engine, migrate
-from zgw_identificatie.settings import Settings, load_settings
+from zgw_identificatie.settings import Settings
 from zgw_identificatie.testing.clock import FixedClock
+from zgw_identificatie.testing.settings import make_settings
 
 PG_URL = os.environ.get("ZGWID_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs"
-
-
-def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    defaults: dict[str, object] = {
-        "instance_path": str(tmp_path / "instance"),
-        "base_url": "http://testserver.local",
-        "encryption_keys": [generate_key()],
-    }
-    defaults.update(overrides)
-    return load_settings(environ={}, **defaults)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, g, render_template, request
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LANGUAGES = ("nl", "en")
+WEB_DIR = Path(__file__).resolve().parent
 
 
 def select_locale() -> str:
@@ -28,11 +30,16 @@ def select_locale() -> str:
 
 
 def register_web(app: Flask, services: Services) -> None:
-    from . import api, citizen, digid, health, staff
+    from . import api, citizen, digid, health, presenters, staff
 
-    Babel(app, locale_selector=select_locale, default_locale="nl")
+    # The pages live next to the blueprints (web/templates, web/static), not next to app.py.
+    app.template_folder = str(WEB_DIR / "templates")
+    app.static_folder = str(WEB_DIR / "static")
+    Babel(app, locale_selector=select_locale, default_locale="nl",
+          default_translation_directories=str(WEB_DIR.parent / "translations"))
     app.jinja_env.globals.update(settings=services.settings, csrf_token=security.csrf_token, LANGUAGES=LANGUAGES)
     app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}
+    app.add_template_filter(presenters.grouped, "grouped")
 
     @app.template_filter("local_time")
     def local_time(value: object, fmt: str = "%H:%M") -> str:

@@ -1,44 +1,63 @@
-// Live status for the behandelaar: fetch the status block every second while the page is visible.
-// Without JavaScript the page has a "Vernieuwen" link; the copy button appears only when it can work.
+// The behandelaar's session page.
+// - Live status: fetch the status block (an HTML fragment, same template as the page) every second while the
+//   tab is visible; only a changed block is swapped in, so the role="status" region announces real changes.
+//   After repeated failures it stops and shows the "Pagina vernieuwen" link (which is also there without JS).
+// - Copy button: appears only when the Clipboard API can work; the result is announced in a status region.
+// All texts come from data attributes in the page, so they follow the page's language.
 (function () {
-  var root = document.querySelector("[data-status-url]");
   var copyButton = document.querySelector("[data-copy]");
-  if (copyButton && navigator.clipboard) {
+  var copyStatus = document.querySelector("[data-copy-status]");
+  if (copyButton && navigator.clipboard && window.isSecureContext) {
     copyButton.hidden = false;
     copyButton.addEventListener("click", function () {
       var input = document.getElementById(copyButton.getAttribute("data-copy"));
-      var status = document.querySelector(".copy-status");
       navigator.clipboard.writeText(input.value).then(function () {
-        status.textContent = document.documentElement.lang === "en" ? "Link copied" : "Link gekopieerd";
-      }, function () { input.select(); });
+        copyStatus.textContent = copyButton.getAttribute("data-copied");
+      }, function () {
+        input.focus();
+        input.select();
+        copyStatus.textContent = copyButton.getAttribute("data-copy-failed");
+      });
     });
   }
-  if (!root) { return; }
+
+  var root = document.querySelector("[data-status-url]");
   var target = document.getElementById("status");
-  var last = target.innerHTML;
+  if (!root || !target || !window.fetch) { return; }
+  var refreshLink = document.querySelector("[data-refresh-link]");
+  if (refreshLink) { refreshLink.hidden = true; }
+  var complete = document.getElementById("complete");
+  var last = target.innerHTML.trim();
   var failures = 0;
+
+  function updateButton() {
+    var list = target.querySelector("[data-state]");
+    if (complete && list && list.getAttribute("data-state") === "authenticated") {
+      complete.textContent = complete.getAttribute("data-label-done");
+    }
+  }
+
   function poll() {
     if (document.hidden) { return schedule(); }
     fetch(root.getAttribute("data-status-url"), {credentials: "same-origin", headers: {"Accept": "text/html"}})
-      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); })
+      .then(function (r) { if (!r.ok) { throw new Error(String(r.status)); } return r.text(); })
       .then(function (html) {
         failures = 0;
+        html = html.trim();
         if (html !== last) {
           last = html;
           target.innerHTML = html;
-          if (html.indexOf('data-field="bsn"') !== -1 || html.indexOf('data-field="level"') !== -1) {
-            var complete = document.getElementById("complete");
-            if (complete) { complete.textContent = document.documentElement.lang === "en" ? "Complete" : "Voltooien"; }
-          }
+          updateButton();
         }
         schedule();
       })
       .catch(function () {
         failures += 1;
-        if (failures > 5) { document.querySelector(".refresh-row").hidden = false; return; }
+        if (failures > 5) { if (refreshLink) { refreshLink.hidden = false; } return; }
         schedule();
       });
   }
   function schedule() { window.setTimeout(poll, 1000); }
+  updateButton();
   schedule();
 })();

@@ -184,7 +184,7 @@ class ZgwSandbox:
     faults: FaultQueue = field(default_factory=FaultQueue)
     resources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # kind → key → resource
     blobs: dict[str, bytes] = field(default_factory=dict)
-    requests_seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path) — never bodies
+    requests_seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path?query), no bodies
     _counters: dict[str, int] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -378,7 +378,8 @@ class ZgwSandbox:
 
     def handle(self, api: str, path: str, base: str) -> Response:
         method = request.method
-        self.requests_seen.append((method, f"/{api}/api/v1/{path}"))
+        query = request.query_string.decode("latin-1")
+        self.requests_seen.append((method, f"/{api}/api/v1/{path}" + (f"?{query}" if query else "")))
         fault = self.faults.take(method, f"/{api}/api/v1/{path}")
         if fault and fault.sleep:
             time.sleep(fault.sleep)
@@ -517,22 +518,16 @@ class ZgwSandbox:
         for name in ("Accept-Crs",) + (("Content-Crs",) if method in ("POST", "PUT", "PATCH") else ()):
             value = request.headers.get(name)
             if value is None:
-                raise _Problem(
-                    412, "precondition_failed", "Precondition failed", f"'{name}' header ontbreekt"
-                )
+                raise _Problem(412, "precondition_failed", "Precondition failed", f"'{name}' header ontbreekt")
             if value != "EPSG:4326":
-                raise _Problem(
-                    406, "not_acceptable", "CRS niet ondersteund", f"CRS '{value}' is niet ondersteund"
-                )
+                raise _Problem(406, "not_acceptable", "CRS niet ondersteund", f"CRS '{value}' is niet ondersteund")
 
     def _view(self, kind: str, resource: dict[str, Any]) -> dict[str, Any]:
         view = {k: v for k, v in resource.items() if not k.startswith("_")}
         if kind == "zaken":
             key = resource["url"]
             view["rollen"] = [r["url"] for r in self.all("rollen") if r["zaak"] == key]
-            view["zaakinformatieobjecten"] = [
-                z["url"] for z in self.all("zaakinformatieobjecten") if z["zaak"] == key
-            ]
+            view["zaakinformatieobjecten"] = [z["url"] for z in self.all("zaakinformatieobjecten") if z["zaak"] == key]
             statussen = sorted(
                 (s for s in self.all("statussen") if s["zaak"] == key), key=lambda s: s["datumStatusGezet"]
             )
@@ -684,9 +679,7 @@ class ZgwSandbox:
         except ValueError:
             raise _invalid(("startdatum", "invalid", "Datum heeft het verkeerde formaat.")) from None
         if len(str(body.get("omschrijving") or "")) > 80:
-            raise _invalid(
-                ("omschrijving", "max_length", "Zorg ervoor dat dit veld niet meer dan 80 tekens bevat.")
-            )
+            raise _invalid(("omschrijving", "max_length", "Zorg ervoor dat dit veld niet meer dan 80 tekens bevat."))
         kenmerken = body.get("kenmerken") or []
         for n, k in enumerate(kenmerken):
             if not isinstance(k, dict) or not k.get("kenmerk") or not k.get("bron"):
@@ -699,9 +692,7 @@ class ZgwSandbox:
                 z["identificatie"] == identificatie and z["bronorganisatie"] == body["bronorganisatie"]
                 for z in self.all("zaken")
             ):
-                raise _invalid(
-                    ("identificatie", "identificatie-niet-uniek", "Deze identificatie bestaat al.")
-                )
+                raise _invalid(("identificatie", "identificatie-niet-uniek", "Deze identificatie bestaat al."))
         else:
             identificatie = self._next_number("ZAAK", startdatum.year)
         key = self._new_key("zaken", "zaken")
@@ -862,9 +853,7 @@ class ZgwSandbox:
             s["zaak"] == zaak["url"] and s["datumStatusGezet"] == body["datumStatusGezet"]
             for s in self.all("statussen")
         ):
-            raise _invalid(
-                ("nonFieldErrors", "unique", "De velden zaak, datumStatusGezet moeten uniek zijn.")
-            )
+            raise _invalid(("nonFieldErrors", "unique", "De velden zaak, datumStatusGezet moeten uniek zijn."))
         key = self._new_key("zaken", "statussen")
         for other in self.all("statussen"):
             if other["zaak"] == zaak["url"]:
@@ -885,18 +874,14 @@ class ZgwSandbox:
         )
 
     def _create_document(self, body: dict[str, Any], base: str) -> dict[str, Any]:
-        self._required(
-            body, "bronorganisatie", "creatiedatum", "titel", "auteur", "taal", "informatieobjecttype"
-        )
+        self._required(body, "bronorganisatie", "creatiedatum", "titel", "auteur", "taal", "informatieobjecttype")
         if not passes_elfproef(str(body["bronorganisatie"])):
             raise _invalid(("bronorganisatie", "invalid", "Onjuist RSIN formaat."))
         if len(str(body["taal"])) != 3:
             raise _invalid(("taal", "min_length", "Zorg ervoor dat dit veld precies 3 tekens bevat."))
         iot = self._ref("informatieobjecttypen", body, "informatieobjecttype")
         if iot.get("concept"):
-            raise _invalid(
-                ("informatieobjecttype", "not-published", "Het informatieobjecttype is niet gepubliceerd.")
-            )
+            raise _invalid(("informatieobjecttype", "not-published", "Het informatieobjecttype is niet gepubliceerd."))
         identificatie = body.get("identificatie")
         if identificatie and any(
             d["identificatie"] == identificatie and d["bronorganisatie"] == body["bronorganisatie"]
@@ -954,8 +939,7 @@ class ZgwSandbox:
         zaak = self._ref("zaken", body, "zaak")
         document = self._ref("enkelvoudiginformatieobjecten", body, "informatieobject")
         if not any(
-            r["zaaktype"] == zaak["zaaktype"]
-            and r["informatieobjecttype"] == document["informatieobjecttype"]
+            r["zaaktype"] == zaak["zaaktype"] and r["informatieobjecttype"] == document["informatieobjecttype"]
             for r in self.all("zaaktype-informatieobjecttypen")
         ):
             raise _invalid(
@@ -969,9 +953,7 @@ class ZgwSandbox:
             z["zaak"] == zaak["url"] and z["informatieobject"] == document["url"]
             for z in self.all("zaakinformatieobjecten")
         ):
-            raise _invalid(
-                ("nonFieldErrors", "unique", "De velden zaak, informatieobject moeten uniek zijn.")
-            )
+            raise _invalid(("nonFieldErrors", "unique", "De velden zaak, informatieobject moeten uniek zijn."))
         key = self._new_key("zaken", "zaakinformatieobjecten")
         return self._put(
             "zaakinformatieobjecten",
@@ -1068,9 +1050,7 @@ def create_sandbox_blueprint(
             headers={"Content-Disposition": f'inline; filename="{_safe(document["bestandsnaam"])}"'},
         )
 
-    @bp.route(
-        "/<any(zaken, documenten, catalogi):api>/api/v1/", defaults={"path": ""}, methods=["GET", "POST"]
-    )
+    @bp.route("/<any(zaken, documenten, catalogi):api>/api/v1/", defaults={"path": ""}, methods=["GET", "POST"])
     @bp.route("/<any(zaken, documenten, catalogi):api>/api/v1/<path:path>", methods=["GET", "POST"])
     def api(api: str, path: str) -> Response:
         try:

@@ -1,0 +1,261 @@
+"""The registration against the ZGW sandbox through the real HTTP clients, with injected faults.
+
+The sandbox runs in-process (``SandboxTransport``); a "timeout" or "drop" fault lets the sandbox do
+the work and then loses the answer, exactly the case the ``find_*`` lookups exist for.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+from pypdf import PdfReader
+
+from zgw_identificatie.adapters.proof_pdf import ReportlabProofRenderer
+from zgw_identificatie.adapters.zgw import ZgwHttpRegistry, build_registry
+from zgw_identificatie.demo.zgw_sandbox import ZgwSandbox, create_sandbox_blueprint, sandbox_api_roots, sandbox_http
+from zgw_identificatie.domain.assurance import AssuranceLevel
+from zgw_identificatie.domain.bsn import Bsn
+from zgw_identificatie.domain.proof import ProofData
+from zgw_identificatie.domain.registration import Registration
+from zgw_identificatie.domain.sessions import Flow, IdentificationSession, RegistrationState, SessionState
+from zgw_identificatie.flows.registration import process_due, run_registration, start_registration
+from zgw_identificatie.settings import Settings
+from zgw_identificatie.testing.clock import FixedClock
+from zgw_identificatie.testing.zgw import FakeProofRenderer, MemoryRegistrationStore
+
+BASE = "http://zgwid.test"
+BSN = "111222333"
+WRITE_PATHS = {
+    "zaak": "/zaken/api/v1/zaken",
+    "rol": "/zaken/api/v1/rollen",
+    "status": "/zaken/api/v1/statussen",
+    "document": "/documenten/api/v1/enkelvoudiginformatieobjecten",
+    "link": "/zaken/api/v1/zaakinformatieobjecten",
+}
+
+
+@dataclass
+class Stack:
+    clock: FixedClock
+    settings: Settings
+    sandbox: ZgwSandbox
+    registry: ZgwHttpRegistry
+    store: MemoryRegistrationStore
+    renderer: FakeProofRenderer | ReportlabProofRenderer
+
+    def start(self, existing_zaak: str | None = None) -> Registration:
+        now = self.clock.now()
+        session = IdentificationSession(
+            id="sess-faults-0001",
+            flow=Flow.NEW_CITIZEN,
+            state=SessionState.AUTHENTICATED,
+            created_at=now,
+            expires_at=now + timedelta(minutes=15),
+            owner_id="jdv",
+            owner_name="Jan de Vries",
+            gemeente=self.settings.gemeente_naam,
+            min_level=AssuranceLevel.MIDDEN,
+            level=AssuranceLevel.MIDDEN,
+            authenticated_at=now,
+            register=True,
+        )
+        self.store.add(session)
+        proof = ProofData(
+            gemeente=self.settings.gemeente_naam,
+            flow=Flow.NEW_CITIZEN,
+            zaak_identificatie=existing_zaak or "",
+            identified_at=now - timedelta(minutes=1),
+            level=AssuranceLevel.MIDDEN,
+            bsn=Bsn(BSN),
+            assertion_id="_assertion-7",
+            issuer="https://digid.test/saml/idp",
+            assertion_sha256="cd" * 32,
+            controlecode="X4K9PQ",
+            code_check=None,
+            behandelaar="Jan de Vries",
+            session_id=session.id,
+        )
+        return start_registration(session, proof, existing_zaak=existing_zaak, store=self.store, clock=self.clock)
+
+    def run(self, reg: Registration) -> Registration:
+        return run_registration(
+            reg,
+            store=self.store,
+            registry=self.registry,
+            renderer=self.renderer,
+            clock=self.clock,
+            settings=self.settings,
+        )
+
+    def process(self) -> int:
+        return process_due(
+            store=self.store,
+            registry=self.registry,
+            renderer=self.renderer,
+            clock=self.clock,
+            settings=self.settings,
+            limit=10,
+        )
+
+    def current(self, reg: Registration) -> Registration:
+        found = self.store.get_registration(reg.id)
+        assert found is not None
+        return found
+
+    def counts(self) -> dict[str, int]:
+        kinds = ["zaken", "rollen", "statussen", "enkelvoudiginformatieobjecten", "zaakinformatieobjecten"]
+        return {kind: len(self.sandbox.all(kind)) for kind in kinds}
+
+
+def make_stack(*, renderer: FakeProofRenderer | ReportlabProofRenderer | None = None, **zgw: object) -> Stack:
+    clock = FixedClock(datetime(2026, 11, 29, 14, 0, tzinfo=UTC))
+    settings = Settings()
+    settings.zgw.secret = "sandbox-test-secret-0123456789abcdef"
+    for key, value in zgw.items():
+        setattr(settings.zgw, key, value)
+    app = Flask(__name__)
+    blueprint = create_sandbox_blueprint(settings, clock=clock)
+    app.register_blueprint(blueprint, url_prefix="/sandbox")
+    registry = build_registry(
+        settings, http=sandbox_http(app, BASE), roots=sandbox_api_roots(BASE), today=clock.now().date()
+    )
+    return Stack(
+        clock, settings, blueprint.sandbox, registry, MemoryRegistrationStore(), renderer or FakeProofRenderer()
+    )
+
+
+ONE_OF_EACH = {"zaken": 1, "rollen": 1, "statussen": 1, "enkelvoudiginformatieobjecten": 1, "zaakinformatieobjecten": 1}
+
+
+def test_a_registration_without_faults_records_one_of_everything_with_a_real_pdf() -> None:
+    """Zaak, initiator rol, first status, the proof PDF and its link; the PDF names the zaak."""
+    stack = make_stack(renderer=ReportlabProofRenderer())
+    done = stack.run(stack.start())
+    assert done.state is RegistrationState.DONE
+    assert stack.counts() == ONE_OF_EACH
+    zaak = stack.sandbox.all("zaken")[0]
+    assert done.zaak_identificatie == zaak["identificatie"] == "ZAAK-2026-0000000001"
+    assert zaak["kenmerken"] == [{"kenmerk": done.id, "bron": "zgw-identificatie"}]
+    rol = stack.sandbox.all("rollen")[0]
+    assert rol["betrokkeneIdentificatie"]["inpBsn"] == BSN
+    assert rol["omschrijvingGeneriek"] == "initiator"
+    document = stack.sandbox.all("enkelvoudiginformatieobjecten")[0]
+    assert stack.sandbox.blobs[document["url"]].startswith(b"%PDF")
+    text = PdfReader(io.BytesIO(stack.sandbox.blobs[document["url"]])).pages[0].extract_text()
+    assert "ZAAK-2026-0000000001" in text
+    assert document["indicatieGebruiksrecht"] is False
+
+
+@pytest.mark.parametrize("kind", ["timeout", "503", "drop"])
+@pytest.mark.parametrize("step", list(WRITE_PATHS))
+def test_a_fault_at_any_write_step_recovers_to_exactly_one_of_everything(step: str, kind: str) -> None:
+    """After a time-out, a 503 or a dropped connection the retry finishes without duplicates."""
+    stack = make_stack()
+    stack.sandbox.faults.add(WRITE_PATHS[step], kind)
+    first = stack.run(stack.start())
+    assert first.state is RegistrationState.RETRYING
+    assert first.uncertain_step == step
+    assert first.attempts == 1
+    stack.clock.advance(seconds=2)
+    assert stack.process() == 1
+    done = stack.current(first)
+    assert done.state is RegistrationState.DONE, done.error
+    assert stack.counts() == ONE_OF_EACH
+    assert done.proof is None
+
+
+def test_a_fault_that_repeats_is_retried_with_growing_delays_until_it_clears() -> None:
+    """Three 503s on the document upload: retries at +2, +4, +8 seconds, then done."""
+    stack = make_stack()
+    stack.sandbox.faults.add(WRITE_PATHS["document"], "503", times=3)
+    reg = stack.run(stack.start())
+    delays = []
+    while reg.state is RegistrationState.RETRYING:
+        delays.append((reg.next_attempt_at - stack.clock.now()).total_seconds())
+        stack.clock.current = reg.next_attempt_at
+        stack.process()
+        reg = stack.current(reg)
+    assert delays == [2, 4, 8]
+    assert reg.state is RegistrationState.DONE
+    assert stack.counts() == ONE_OF_EACH
+
+
+def test_a_time_out_before_the_server_acted_creates_the_resource_on_retry() -> None:
+    """A lost request (not processed) is found missing and created once."""
+    stack = make_stack()
+    stack.sandbox.faults.add(WRITE_PATHS["rol"], "timeout", processed=False)
+    reg = stack.run(stack.start())
+    stack.clock.advance(seconds=2)
+    stack.process()
+    assert stack.current(reg).state is RegistrationState.DONE
+    assert stack.counts() == ONE_OF_EACH
+
+
+def test_a_refusal_fails_with_its_reasons_and_is_not_retried() -> None:
+    """A 400 (taal of two letters) → failed with invalidParams, one upload attempt only."""
+    stack = make_stack(taal="nl")
+    failed = stack.run(stack.start())
+    assert failed.state is RegistrationState.FAILED
+    assert [p[:2] for p in failed.invalid_params] == [("taal", "min_length")]
+    assert failed.error is not None and failed.error.startswith("document:")
+    stack.clock.advance(hours=2)
+    assert stack.process() == 0
+    uploads = [
+        r for r in stack.sandbox.requests_seen if r == ("POST", "/documenten/api/v1/enkelvoudiginformatieobjecten")
+    ]
+    assert len(uploads) == 1
+    session = stack.store.get(failed.session_id)
+    assert session is not None and session.registration_state is RegistrationState.FAILED
+
+
+def test_the_registration_attaches_to_an_existing_zaak_without_a_new_status() -> None:
+    """With an existing zaak: no zaak created, no status set, rol and document linked to it."""
+    stack = make_stack()
+    existing = stack.sandbox.add_zaak("ZAAK-2026-0000000900")
+    done = stack.run(stack.start(existing_zaak="ZAAK-2026-0000000900"))
+    assert done.state is RegistrationState.DONE
+    assert done.zaak_url is not None and done.zaak_url.endswith(existing["url"])
+    assert stack.counts() == {
+        "zaken": 1,
+        "rollen": 1,
+        "statussen": 0,
+        "enkelvoudiginformatieobjecten": 1,
+        "zaakinformatieobjecten": 1,
+    }
+    link = stack.sandbox.all("zaakinformatieobjecten")[0]
+    assert link["zaak"] == existing["url"]
+
+
+def test_an_unknown_existing_zaak_fails_the_registration() -> None:
+    """A zaak identificatie the zaaksysteem does not know → failed, nothing created."""
+    stack = make_stack()
+    failed = stack.run(stack.start(existing_zaak="ZAAK-2026-0000000404"))
+    assert failed.state is RegistrationState.FAILED
+    assert stack.counts()["rollen"] == 0
+
+
+def test_an_existing_zaak_that_already_has_an_initiator_fails_with_max_occurences() -> None:
+    """Open Zaak allows one initiator per zaak; the refusal's reason is kept."""
+    stack = make_stack()
+    stack.sandbox.add_zaak("ZAAK-2026-0000000901")
+    stack.run(stack.start(existing_zaak="ZAAK-2026-0000000901"))
+    again = stack.run(stack.start(existing_zaak="ZAAK-2026-0000000901"))
+    assert again.state is RegistrationState.FAILED
+    assert ("nonFieldErrors", "max-occurences") in [p[:2] for p in again.invalid_params]
+
+
+def test_no_bsn_ever_appears_in_a_url_sent_to_the_zaaksysteem() -> None:
+    """Across a faulty run with lookups, the BSN travels only in a request body."""
+    stack = make_stack()
+    stack.sandbox.faults.add(WRITE_PATHS["rol"], "timeout")
+    reg = stack.run(stack.start())
+    stack.clock.advance(seconds=2)
+    stack.process()
+    assert stack.current(reg).state is RegistrationState.DONE
+    seen = stack.sandbox.requests_seen
+    assert any("?" in path for _, path in seen)  # the lookups were made, with their query strings
+    assert not any(BSN in path for _, path in seen)

@@ -84,8 +84,14 @@ class SimulatorWorld:
             data["loa"] = loa
         return self.browser.post(SIMULATOR_PREFIX + "/login", data=data)
 
-    def artifact_for(self, *, level: AssuranceLevel = AssuranceLevel.MIDDEN, loa: str = "", bsn: str = VALID_BSN,
-                     action: str = "inloggen") -> tuple[str, str, str]:
+    def artifact_for(
+        self,
+        *,
+        level: AssuranceLevel = AssuranceLevel.MIDDEN,
+        loa: str = "",
+        bsn: str = VALID_BSN,
+        action: str = "inloggen",
+    ) -> tuple[str, str, str]:
         """A whole front channel; returns (SAMLart, RelayState, AuthnRequest id)."""
         login, page = self.start(level)
         assert page.status_code == 200
@@ -96,8 +102,9 @@ class SimulatorWorld:
         query = parse_qs(urlsplit(location).query)
         return query["SAMLart"][0], query["RelayState"][0], login.request_id
 
-    def login(self, *, required: AssuranceLevel = AssuranceLevel.MIDDEN, loa: str = "",
-              bsn: str = VALID_BSN) -> DigidIdentity:
+    def login(
+        self, *, required: AssuranceLevel = AssuranceLevel.MIDDEN, loa: str = "", bsn: str = VALID_BSN
+    ) -> DigidIdentity:
         artifact, _, request_id = self.artifact_for(level=required, loa=loa, bsn=bsn)
         return self.sp.complete_login(artifact=artifact, expected_request_id=request_id, min_level=required)
 
@@ -118,25 +125,28 @@ def make_simulator_world(instance_path: Path) -> SimulatorWorld:
         from werkzeug.wrappers import Response
 
         inner = Response.from_app(app, environ)
-        edited = Response(edit(inner.get_data(as_text=True)), status=inner.status_code,
-                          content_type=inner.content_type)
+        edited = Response(edit(inner.get_data(as_text=True)), status=inner.status_code, content_type=inner.content_type)
         return edited(environ, start_response)
 
     transport = mount(http, BASE_URL + "/", back_channel)
     one_time = MemoryOneTimeIds()
     sp = DigidServiceProvider(sp_config_from_settings(settings), one_time=one_time, clock=sp_clock, http=http)
-    world = SimulatorWorld(settings=settings, clock=clock, one_time=one_time, sp=sp, browser=app.test_client(),
-                           transport=transport, sp_clock=sp_clock)
+    world = SimulatorWorld(
+        settings=settings,
+        clock=clock,
+        one_time=one_time,
+        sp=sp,
+        browser=app.test_client(),
+        transport=transport,
+        sp_clock=sp_clock,
+    )
     holder.append(world)
     return world
 
 
 # -- a signed DigiD-shaped fixture with knobs, for the attack catalogue -----------------------------------
 
-NS = (
-    'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" '
-    'xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"'
-)
+NS = 'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"'
 RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
 SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
@@ -201,11 +211,15 @@ class Fixture:
         scd_nooa = self.scd_not_on_or_after or self.now + timedelta(minutes=2)
         issuer = "" if self.assertion_issuer is OMIT else f"<saml:Issuer>{self.assertion_issuer}</saml:Issuer>"
         scd_irt = self.request_id if self.scd_irt is None else self.scd_irt
-        authn = "" if self.level_uri is None else (
-            f'<saml:AuthnStatement AuthnInstant="{saml_time(issued)}" SessionIndex="_s1">'
-            '<saml:SubjectLocality Address="127.0.0.1"/>'
-            f"<saml:AuthnContext><saml:AuthnContextClassRef>{self.level_uri}</saml:AuthnContextClassRef>"
-            "</saml:AuthnContext></saml:AuthnStatement>"
+        authn = (
+            ""
+            if self.level_uri is None
+            else (
+                f'<saml:AuthnStatement AuthnInstant="{saml_time(issued)}" SessionIndex="_s1">'
+                '<saml:SubjectLocality Address="127.0.0.1"/>'
+                f"<saml:AuthnContext><saml:AuthnContextClassRef>{self.level_uri}</saml:AuthnContextClassRef>"
+                "</saml:AuthnContext></saml:AuthnStatement>"
+            )
         )
         name_id = "" if self.name_id is OMIT else f"<saml:NameID>{self.name_id}</saml:NameID>"
         return (
@@ -245,8 +259,11 @@ class Fixture:
 
     def envelope(self, resolve_id: str) -> bytes:
         irt = resolve_id if self.artifact_response_irt is None else self.artifact_response_irt
-        issuer = ("" if self.artifact_response_issuer is OMIT
-                  else f"<saml:Issuer>{self.artifact_response_issuer}</saml:Issuer>")
+        issuer = (
+            ""
+            if self.artifact_response_issuer is OMIT
+            else f"<saml:Issuer>{self.artifact_response_issuer}</saml:Issuer>"
+        )
         inner = self.response_xml() if self.with_response else ""
         xml = (
             f'<samlp:ArtifactResponse {NS} ID="{self.artifact_response_id}" Version="2.0" '
@@ -269,8 +286,9 @@ def _sign(xml: str, pair: KeyPair, sign_algorithm: str, digest_algorithm: str) -
     if sign_algorithm == RSA_SHA256 and digest_algorithm == SHA256:
         out = sign(xml, pair.key_pem, pair.cert_pem)
     else:
-        out = OneLogin_Saml2_Utils.add_sign(xml, pair.key_pem, pair.cert_pem, sign_algorithm=sign_algorithm,
-                                            digest_algorithm=digest_algorithm)
+        out = OneLogin_Saml2_Utils.add_sign(
+            xml, pair.key_pem, pair.cert_pem, sign_algorithm=sign_algorithm, digest_algorithm=digest_algorithm
+        )
     text = out.decode("utf-8") if isinstance(out, bytes) else out
     return text.split("?>", 1)[1] if text.startswith("<?xml") else text
 
@@ -283,8 +301,15 @@ class FakeArs(BaseAdapter):
         self.handler = handler
         self.calls: list[dict[str, Any]] = []
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
-             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
         self.calls.append({"request": request, "timeout": timeout, "verify": verify, "cert": cert})
         status, body = self.handler(request)
         response = requests.Response()
@@ -303,9 +328,8 @@ class FakeArs(BaseAdapter):
 
 def resolve_id_of(request: requests.PreparedRequest) -> str:
     body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
-    root = etree.fromstring(body)  # noqa: S320 - our own SP's request
-    found = root.xpath("//samlp:ArtifactResolve/@ID",
-                       namespaces={"samlp": "urn:oasis:names:tc:SAML:2.0:protocol"})
+    root = etree.fromstring(body)
+    found = root.xpath("//samlp:ArtifactResolve/@ID", namespaces={"samlp": "urn:oasis:names:tc:SAML:2.0:protocol"})
     return str(found[0])
 
 
@@ -338,14 +362,22 @@ class AttackHarness:
         self.fixture = replace(Fixture(now=self.clock.now(), request_id=request_id), **changes)
         return self.fixture
 
-    def run(self, *, required: AssuranceLevel = AssuranceLevel.MIDDEN, artifact: str | None = None,
-            expected_request_id: str | None = None, **changes: Any) -> DigidIdentity:
+    def run(
+        self,
+        *,
+        required: AssuranceLevel = AssuranceLevel.MIDDEN,
+        artifact: str | None = None,
+        expected_request_id: str | None = None,
+        **changes: Any,
+    ) -> DigidIdentity:
         """Serve a fixture with ``changes`` and complete a login against it."""
         request_id = self.begin(required)
         self.fixture_for(request_id, **changes)
-        return self.sp.complete_login(artifact=make_artifact(IDP_ENTITY_ID) if artifact is None else artifact,
-                                      expected_request_id=request_id if expected_request_id is None
-                                      else expected_request_id, min_level=required)
+        return self.sp.complete_login(
+            artifact=make_artifact(IDP_ENTITY_ID) if artifact is None else artifact,
+            expected_request_id=request_id if expected_request_id is None else expected_request_id,
+            min_level=required,
+        )
 
 
 def harness_config(tmp: Path, **changes: Any) -> SpConfig:
@@ -355,9 +387,16 @@ def harness_config(tmp: Path, **changes: Any) -> SpConfig:
         cert_file.write_text(keys("sp").cert_pem)
         key_file.write_text(keys("sp").key_pem)
     base = SpConfig(
-        sp_entity_id=SP_ENTITY_ID, acs_url=ACS_URL, idp_entity_id=IDP_ENTITY_ID, idp_sso_url=IDP_SSO_URL,
-        idp_ars_url=IDP_ARS_URL, idp_certs=(keys("idp").cert_pem,), sp_key_pem=keys("sp").key_pem,
-        sp_cert_pem=keys("sp").cert_pem, tls_client_cert_file=str(cert_file), tls_client_key_file=str(key_file),
+        sp_entity_id=SP_ENTITY_ID,
+        acs_url=ACS_URL,
+        idp_entity_id=IDP_ENTITY_ID,
+        idp_sso_url=IDP_SSO_URL,
+        idp_ars_url=IDP_ARS_URL,
+        idp_certs=(keys("idp").cert_pem,),
+        sp_key_pem=keys("sp").key_pem,
+        sp_cert_pem=keys("sp").cert_pem,
+        tls_client_cert_file=str(cert_file),
+        tls_client_key_file=str(key_file),
         ca_bundle_file=str(tmp / "pkio-ca.pem"),
     )
     return replace(base, **changes)

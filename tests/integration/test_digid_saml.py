@@ -87,8 +87,9 @@ def test_an_unknown_in_response_to_is_refused(world: SimulatorWorld) -> None:
     """A response for another AuthnRequest than the one stored for this browser fails."""
     artifact, _, _ = world.artifact_for()
     with pytest.raises(DigidFailed, match="InResponseTo"):
-        world.sp.complete_login(artifact=artifact, expected_request_id="_someone-elses-request",
-                                min_level=AssuranceLevel.MIDDEN)
+        world.sp.complete_login(
+            artifact=artifact, expected_request_id="_someone-elses-request", min_level=AssuranceLevel.MIDDEN
+        )
 
 
 def test_a_missing_expected_request_id_is_refused(world: SimulatorWorld) -> None:
@@ -143,8 +144,9 @@ def test_the_simulator_answers_a_tampered_authn_request_with_a_404(world: Simula
     login, _ = world.start(AssuranceLevel.HOOG)
     xml = OneLogin_Saml2_Utils.b64decode(login.form_fields["SAMLRequest"]).decode()
     tampered = xml.replace(AssuranceLevel.HOOG.uri, AssuranceLevel.BASIS.uri)
-    response = world.browser.post(SIMULATOR_PREFIX + "/sso",
-                                  data={"SAMLRequest": OneLogin_Saml2_Utils.b64encode(tampered)})
+    response = world.browser.post(
+        SIMULATOR_PREFIX + "/sso", data={"SAMLRequest": OneLogin_Saml2_Utils.b64encode(tampered)}
+    )
     assert response.status_code == 404
 
 
@@ -159,8 +161,9 @@ def test_the_authn_request_is_signed_and_shaped_for_digid(world: SimulatorWorld)
     assert AssuranceLevel.SUBSTANTIEEL.uri in xml and "NameIDPolicy" not in xml
     assert "rsa-sha256" in xml and "xml-exc-c14n" in xml
     assert f'ID="{login.request_id}"' in xml
-    assert OneLogin_Saml2_Utils.validate_sign(xml, cert=world.sp.config.sp_cert_pem, raise_exceptions=True,
-                                              xpath="/samlp:AuthnRequest/ds:Signature")
+    assert OneLogin_Saml2_Utils.validate_sign(
+        xml, cert=world.sp.config.sp_cert_pem, raise_exceptions=True, xpath="/samlp:AuthnRequest/ds:Signature"
+    )
 
 
 def test_a_relay_state_over_80_bytes_is_refused(world: SimulatorWorld) -> None:
@@ -199,8 +202,11 @@ def test_the_simulator_refuses_to_exist_in_production(instance_path: Path) -> No
 def test_an_artifact_from_another_idp_is_never_sent_to_the_simulator(world: SimulatorWorld) -> None:
     """A SAMLart whose SourceID is not the simulator's is refused before the back channel."""
     with pytest.raises(DigidFailed, match="another issuer"):
-        world.sp.complete_login(artifact=make_artifact("https://evil.example/idp"), expected_request_id="_x",
-                                min_level=AssuranceLevel.MIDDEN)
+        world.sp.complete_login(
+            artifact=make_artifact("https://evil.example/idp"),
+            expected_request_id="_x",
+            min_level=AssuranceLevel.MIDDEN,
+        )
     assert world.transport.calls == []
 
 
@@ -231,8 +237,9 @@ def test_an_assertion_that_arrives_too_late_is_refused(world: SimulatorWorld) ->
         world.sp.complete_login(artifact=artifact, expected_request_id=request_id, min_level=AssuranceLevel.MIDDEN)
 
 
-def test_the_back_channel_message_never_reaches_the_log(world: SimulatorWorld,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_the_back_channel_message_never_reaches_the_log(
+    world: SimulatorWorld, caplog: pytest.LogCaptureFixture
+) -> None:
     """R25: neither the BSN nor the SAMLart nor XML appears in any log record, at any level."""
     caplog.set_level("DEBUG")
     artifact, _, request_id = world.artifact_for()

@@ -85,8 +85,9 @@ def test_the_artifact_resolve_is_signed_by_the_sp(h: AttackHarness) -> None:
 
     h.run()
     body = h.ars.calls[0]["request"].body
-    assert OneLogin_Saml2_Utils.validate_sign(body, cert=keys("sp").cert_pem, raise_exceptions=True,
-                                              xpath="//samlp:ArtifactResolve/ds:Signature")
+    assert OneLogin_Saml2_Utils.validate_sign(
+        body, cert=keys("sp").cert_pem, raise_exceptions=True, xpath="//samlp:ArtifactResolve/ds:Signature"
+    )
 
 
 # -- §8.1 forged or malformed artifacts ----------------------------------------------------------------
@@ -108,8 +109,7 @@ GOOD = base64.b64decode(make_artifact(IDP_ENTITY_ID))
         pytest.param(make_artifact(IDP_ENTITY_ID) + "\n", id="trailing-newline"),
     ],
 )
-def test_a_malformed_or_foreign_artifact_is_refused_without_any_network_call(h: AttackHarness,
-                                                                             artifact: str) -> None:
+def test_a_malformed_or_foreign_artifact_is_refused_without_any_network_call(h: AttackHarness, artifact: str) -> None:
     """R5: SAMLart is validated before the back channel is used."""
     with pytest.raises(DigidFailed):
         h.run(artifact=artifact)
@@ -130,8 +130,9 @@ def test_the_same_response_under_a_new_artifact_is_refused_as_a_replay(h: Attack
     h.run()
     request_id = h.fixture.request_id  # type: ignore[union-attr]
     with pytest.raises(DigidFailed, match="replayed"):
-        h.sp.complete_login(artifact=make_artifact(IDP_ENTITY_ID), expected_request_id=request_id,
-                            min_level=AssuranceLevel.MIDDEN)
+        h.sp.complete_login(
+            artifact=make_artifact(IDP_ENTITY_ID), expected_request_id=request_id, min_level=AssuranceLevel.MIDDEN
+        )
 
 
 def test_a_new_response_repeating_an_assertion_id_is_refused(h: AttackHarness) -> None:
@@ -155,8 +156,13 @@ def test_an_artifact_response_signed_with_an_attacker_key_and_embedded_cert_is_r
 
 def test_an_artifact_response_changed_after_signing_is_refused(h: AttackHarness) -> None:
     """One changed character inside the signed ArtifactResponse breaks its digest."""
-    refused(h, "signature invalid", edit_signed_artifact_response=lambda x: x.replace(
-        "_response00000000000000000000000000000001", "_response00000000000000000000000000000002"))
+    refused(
+        h,
+        "signature invalid",
+        edit_signed_artifact_response=lambda x: x.replace(
+            "_response00000000000000000000000000000001", "_response00000000000000000000000000000002"
+        ),
+    )
 
 
 def test_an_artifact_response_for_another_resolve_is_refused(h: AttackHarness) -> None:
@@ -177,9 +183,11 @@ def test_an_artifact_response_from_another_issuer_is_refused(h: AttackHarness, i
 
 def test_a_soap_fault_is_refused(h: AttackHarness) -> None:
     """A SOAP Fault, with HTTP 200 or 500, is a generic failure."""
-    fault = (b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault>'
-             b"<faultcode>soap:Server</faultcode><faultstring>x</faultstring></soap:Fault></soap:Body>"
-             b"</soap:Envelope>")
+    fault = (
+        b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault>'
+        b"<faultcode>soap:Server</faultcode><faultstring>x</faultstring></soap:Fault></soap:Body>"
+        b"</soap:Envelope>"
+    )
     h.handler = lambda request: (200, fault)
     refused(h, "SOAP fault")
     h.handler = lambda request: (500, fault)
@@ -249,8 +257,9 @@ def test_a_timeout_through_responses_is_a_generic_failure(tmp_path: Path) -> Non
         mock.add(responses.POST, IDP_ARS_URL, body=requests.exceptions.ReadTimeout("slow"))
         request_id = sp.begin_login(min_level=AssuranceLevel.MIDDEN, relay_state="r").request_id
         with pytest.raises(DigidFailed):
-            sp.complete_login(artifact=make_artifact(IDP_ENTITY_ID), expected_request_id=request_id,
-                              min_level=AssuranceLevel.MIDDEN)
+            sp.complete_login(
+                artifact=make_artifact(IDP_ENTITY_ID), expected_request_id=request_id, min_level=AssuranceLevel.MIDDEN
+            )
         assert len(mock.calls) == 1
 
 
@@ -261,10 +270,12 @@ def test_a_valid_answer_through_responses_logs_in(tmp_path: Path) -> None:
     request_id = sp.begin_login(min_level=AssuranceLevel.MIDDEN, relay_state="r").request_id
     fixture = Fixture(now=clock.now(), request_id=request_id)
     with responses.RequestsMock() as mock:
-        mock.add_callback(responses.POST, IDP_ARS_URL,
-                          callback=lambda req: (200, {}, fixture.envelope(resolve_id_of(req))))
-        identity = sp.complete_login(artifact=make_artifact(IDP_ENTITY_ID), expected_request_id=request_id,
-                                     min_level=AssuranceLevel.MIDDEN)
+        mock.add_callback(
+            responses.POST, IDP_ARS_URL, callback=lambda req: (200, {}, fixture.envelope(resolve_id_of(req)))
+        )
+        identity = sp.complete_login(
+            artifact=make_artifact(IDP_ENTITY_ID), expected_request_id=request_id, min_level=AssuranceLevel.MIDDEN
+        )
     assert identity.bsn.value == VALID_BSN
 
 
@@ -317,15 +328,24 @@ def evil_assertion(h: AttackHarness, assertion_id: str = "_evil") -> str:
 
 def test_xsw_an_unsigned_evil_assertion_before_the_signed_one_is_refused(h: AttackHarness) -> None:
     """§8.10a: exactly one assertion may exist in the response."""
-    refused(h, "exactly one assertion", edit_response=lambda x: x.replace(
-        "<saml:Assertion ", evil_assertion(h).replace("<saml:Assertion ", "<saml:Assertion ", 1)
-        + "<saml:Assertion ", 1))
+    refused(
+        h,
+        "exactly one assertion",
+        edit_response=lambda x: x.replace(
+            "<saml:Assertion ",
+            evil_assertion(h).replace("<saml:Assertion ", "<saml:Assertion ", 1) + "<saml:Assertion ",
+            1,
+        ),
+    )
 
 
 def test_xsw_an_unsigned_evil_assertion_after_the_signed_one_is_refused(h: AttackHarness) -> None:
     """§8.10a: a second assertion after the signed one is refused too."""
-    refused(h, "exactly one assertion",
-            edit_response=lambda x: x.replace("</samlp:Response>", evil_assertion(h) + "</samlp:Response>"))
+    refused(
+        h,
+        "exactly one assertion",
+        edit_response=lambda x: x.replace("</samlp:Response>", evil_assertion(h) + "</samlp:Response>"),
+    )
 
 
 def test_xsw_the_signed_assertion_moved_into_extensions_is_refused(h: AttackHarness) -> None:
@@ -347,8 +367,9 @@ def test_xsw_the_signed_assertion_nested_in_advice_is_refused(h: AttackHarness) 
     def wrap(xml: str) -> str:
         start = xml.index("<saml:Assertion ")
         end = xml.index("</samlp:Response>")
-        evil = evil_assertion(h).replace("<saml:AuthnStatement", f"<saml:Advice>{xml[start:end]}</saml:Advice>"
-                                         "<saml:AuthnStatement")
+        evil = evil_assertion(h).replace(
+            "<saml:AuthnStatement", f"<saml:Advice>{xml[start:end]}</saml:Advice><saml:AuthnStatement"
+        )
         return xml[:start] + evil + xml[end:]
 
     refused(h, edit_response=wrap)
@@ -363,8 +384,12 @@ def test_xsw_the_signed_assertion_inside_a_signature_object_is_refused(h: Attack
         signed = xml[start:end]
         sig_start = signed.index("<ds:Signature")
         evil = evil_assertion(h).replace(
-            "</saml:Issuer>", "</saml:Issuer>" + signed[sig_start:].split("</ds:Signature>")[0]
-            + f"<ds:Object>{signed}</ds:Object></ds:Signature>", 1)
+            "</saml:Issuer>",
+            "</saml:Issuer>"
+            + signed[sig_start:].split("</ds:Signature>")[0]
+            + f"<ds:Object>{signed}</ds:Object></ds:Signature>",
+            1,
+        )
         return xml[:start] + evil + xml[end:]
 
     refused(h, edit_response=wrap)
@@ -375,8 +400,9 @@ def test_xsw_a_second_response_in_the_signed_artifact_response_is_refused(h: Att
 
     def twice(xml: str) -> str:
         assert h.fixture is not None
-        other = replace(h.fixture, edit_response=None, response_id="_second",
-                        assertion_id="_second-assertion").response_xml()
+        other = replace(
+            h.fixture, edit_response=None, response_id="_second", assertion_id="_second-assertion"
+        ).response_xml()
         return xml + other
 
     refused(h, "more than one Response", edit_response=twice)
@@ -384,15 +410,25 @@ def test_xsw_a_second_response_in_the_signed_artifact_response_is_refused(h: Att
 
 def test_xsw_duplicate_id_attributes_are_refused(h: AttackHarness) -> None:
     """§8.10f: an element elsewhere carrying the assertion's ID is refused."""
-    refused(h, edit_response=lambda x: x.replace(
-        "<samlp:Status>", '<samlp:Extensions><x:evil xmlns:x="urn:evil" '
-        'ID="_assertion0000000000000000000000000000001"/></samlp:Extensions><samlp:Status>'))
+    refused(
+        h,
+        edit_response=lambda x: x.replace(
+            "<samlp:Status>",
+            '<samlp:Extensions><x:evil xmlns:x="urn:evil" '
+            'ID="_assertion0000000000000000000000000000001"/></samlp:Extensions><samlp:Status>',
+        ),
+    )
 
 
 def test_xsw_a_reference_to_another_element_is_refused(h: AttackHarness) -> None:
     """§8.10g: the assertion's Reference URI must be the assertion's own ID."""
-    refused(h, "reference", edit_assertion=lambda x: x.replace(
-        'URI="#_assertion0000000000000000000000000000001"', 'URI="#_response00000000000000000000000000000001"'))
+    refused(
+        h,
+        "reference",
+        edit_assertion=lambda x: x.replace(
+            'URI="#_assertion0000000000000000000000000000001"', 'URI="#_response00000000000000000000000000000001"'
+        ),
+    )
 
 
 # -- §8.11 comment injection ----------------------------------------------------------------------------
@@ -406,8 +442,12 @@ def test_a_comment_inside_the_nameid_yields_the_full_value(h: AttackHarness) -> 
 
 def test_a_comment_never_resolves_to_a_valid_truncated_bsn(h: AttackHarness) -> None:
     """Signed 999990019 + comment + suffix: the whole text is read, which is no valid BSN, so it fails."""
-    refused(h, "NameID", name_id="s00000000:999990019123",
-            edit_assertion=lambda x: x.replace("s00000000:999990019123", "s00000000:999990019<!---->123"))
+    refused(
+        h,
+        "NameID",
+        name_id="s00000000:999990019123",
+        edit_assertion=lambda x: x.replace("s00000000:999990019123", "s00000000:999990019<!---->123"),
+    )
 
 
 # -- §8.12 time ---------------------------------------------------------------------------------------------
@@ -461,8 +501,9 @@ def test_an_assertion_issued_in_the_future_is_refused(h: AttackHarness) -> None:
 # -- §8.13–8.15 audience, recipient, destination, in-response-to, issuer -------------------------------
 
 
-@pytest.mark.parametrize("audience", ["https://other.example/digid/metadata", SP_ENTITY_ID + "x",
-                                      SP_ENTITY_ID[:-1], "https://zgwid.example"])
+@pytest.mark.parametrize(
+    "audience", ["https://other.example/digid/metadata", SP_ENTITY_ID + "x", SP_ENTITY_ID[:-1], "https://zgwid.example"]
+)
 def test_a_wrong_audience_is_refused(h: AttackHarness, audience: str) -> None:
     """§8.13: the Audience must be our entityID exactly."""
     refused(h, audience=audience)
@@ -485,20 +526,30 @@ def test_a_response_without_destination_is_accepted(h: AttackHarness) -> None:
     assert h.run(destination=OMIT).bsn.value == VALID_BSN
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("response_irt", "_another-request"), ("response_irt", OMIT),
-    ("scd_irt", "_another-request"), ("scd_irt", OMIT),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("response_irt", "_another-request"),
+        ("response_irt", OMIT),
+        ("scd_irt", "_another-request"),
+        ("scd_irt", OMIT),
+    ],
+)
 def test_a_wrong_or_missing_in_response_to_is_refused(h: AttackHarness, field: str, value: object) -> None:
     """§8.14: Response and SubjectConfirmationData InResponseTo must both equal our AuthnRequest ID."""
     refused(h, "InResponseTo|python3-saml", **{field: value})
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("response_issuer", "https://evil.example"), ("response_issuer", IDP_ENTITY_ID + "/"),
-    ("assertion_issuer", "https://evil.example"), ("assertion_issuer", OMIT),
-    ("response_issuer", OMIT),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("response_issuer", "https://evil.example"),
+        ("response_issuer", IDP_ENTITY_ID + "/"),
+        ("assertion_issuer", "https://evil.example"),
+        ("assertion_issuer", OMIT),
+        ("response_issuer", OMIT),
+    ],
+)
 def test_a_wrong_or_missing_issuer_is_refused(h: AttackHarness, field: str, value: object) -> None:
     """§8.15: Issuer of Response and Assertion must be DigiD's entityID."""
     refused(h, **{field: value})
@@ -519,8 +570,13 @@ def test_an_artifact_response_signed_with_rsa_sha1_is_refused(h: AttackHarness) 
 
 def test_a_dsa_signature_method_is_refused(h: AttackHarness) -> None:
     """§8.16: a DSA-SHA1 SignatureMethod never reaches xmlsec."""
-    refused(h, "not allowed", edit_assertion=lambda x: x.replace(
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", "http://www.w3.org/2000/09/xmldsig#dsa-sha1"))
+    refused(
+        h,
+        "not allowed",
+        edit_assertion=lambda x: x.replace(
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", "http://www.w3.org/2000/09/xmldsig#dsa-sha1"
+        ),
+    )
 
 
 XSLT_BOMB = (
@@ -533,28 +589,39 @@ XSLT_BOMB = (
     "</xsl:call-template></xsl:when><xsl:otherwise><x/></xsl:otherwise></xsl:choose></xsl:template>"
     "</xsl:stylesheet></ds:Transform>"
 )
-XPATH = ('<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116">'
-         "<ds:XPath>count(//. | //@* | //namespace::*)</ds:XPath></ds:Transform>")
-XPATH2 = ('<ds:Transform Algorithm="http://www.w3.org/2002/06/xmldsig-filter2">'
-          '<dsf:XPath xmlns:dsf="http://www.w3.org/2002/06/xmldsig-filter2" Filter="union">//.</dsf:XPath>'
-          "</ds:Transform>")
+XPATH = (
+    '<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116">'
+    "<ds:XPath>count(//. | //@* | //namespace::*)</ds:XPath></ds:Transform>"
+)
+XPATH2 = (
+    '<ds:Transform Algorithm="http://www.w3.org/2002/06/xmldsig-filter2">'
+    '<dsf:XPath xmlns:dsf="http://www.w3.org/2002/06/xmldsig-filter2" Filter="union">//.</dsf:XPath>'
+    "</ds:Transform>"
+)
 EXTRA_C14N = '<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>'
 
 
-@pytest.mark.parametrize("transform", [XSLT_BOMB, XPATH, XPATH2, EXTRA_C14N], ids=["xslt", "xpath", "xpath2",
-                                                                                   "three-transforms"])
+@pytest.mark.parametrize("transform", [XSLT_BOMB, XPATH, XPATH2], ids=["xslt", "xpath", "xpath2"])
 def test_a_forbidden_transform_on_the_artifact_response_is_refused_fast(h: AttackHarness, transform: str) -> None:
-    """§8.16 / p3s #447: XSLT, XPath, XPath-Filter 2.0 or a third transform is refused before xmlsec runs."""
+    """§8.16 / p3s #447: an XSLT (2^20-node bomb), XPath or XPath-Filter 2.0 transform never reaches xmlsec."""
     started = time.perf_counter()
-    refused(h, "transform", edit_signed_artifact_response=lambda x: x.replace("</ds:Transforms>",
-                                                                              transform + "</ds:Transforms>", 1))
-    assert time.perf_counter() - started < 0.1 + 0.05  # signing the fixture itself takes a few ms
+    refused(h, "transform not allowed", edit_signed_artifact_response=lambda x: x.replace(EXTRA_C14N, transform, 1))
+    assert time.perf_counter() - started < 0.1
+
+
+def test_a_third_transform_is_refused(h: AttackHarness) -> None:
+    """§8.16: more than the enveloped and exclusive-C14N transforms is refused."""
+    refused(
+        h,
+        "too many transforms",
+        edit_signed_artifact_response=lambda x: x.replace("</ds:Transforms>", EXTRA_C14N + "</ds:Transforms>", 1),
+    )
 
 
 @pytest.mark.parametrize("transform", [XSLT_BOMB, XPATH], ids=["xslt", "xpath"])
 def test_a_forbidden_transform_on_the_assertion_is_refused(h: AttackHarness, transform: str) -> None:
     """The same restriction holds for the assertion signature, before python3-saml sees it."""
-    refused(h, "transform", edit_assertion=lambda x: x.replace("</ds:Transforms>", transform + "</ds:Transforms>"))
+    refused(h, "transform not allowed", edit_assertion=lambda x: x.replace(EXTRA_C14N, transform, 1))
 
 
 # -- §8.17 parser attacks -------------------------------------------------------------------------------
@@ -564,9 +631,10 @@ PARSER_ATTACKS = {
     "xxe-file": '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>' + ENV.format("&x;"),
     "xxe-http": '<!DOCTYPE r [<!ENTITY x SYSTEM "http://127.0.0.1:9/x">]>' + ENV.format("&x;"),
     "parameter-entity": '<!DOCTYPE r [<!ENTITY % p SYSTEM "http://127.0.0.1:9/p.dtd"> %p;]>' + ENV.format(""),
-    "billion-laughs": "<!DOCTYPE r [<!ENTITY a \"aaaaaaaaaa\">"
+    "billion-laughs": '<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
     + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(9))
-    + "]>" + ENV.format("&j;"),
+    + "]>"
+    + ENV.format("&j;"),
     "quadratic": '<!DOCTYPE r [<!ENTITY a "' + "x" * 50_000 + '">]>' + ENV.format("&a;" * 10_000),
     "deep-nesting": ENV.format("<a>" * 10_000 + "</a>" * 10_000),
     "not-xml": "this is not XML",
@@ -595,11 +663,21 @@ def test_authn_failed_is_a_cancel(h: AttackHarness, message: str | None) -> None
         h.run(status=status("Responder", "AuthnFailed"), status_message=message, with_assertion=False)
 
 
-@pytest.mark.parametrize(("top", "sub"), [
-    ("Responder", "NoAuthnContext"), ("Requester", "RequestDenied"), ("Responder", "RequestDenied"),
-    ("Requester", "NoSupportedIDP"), ("Requester", "RequestUnsupported"), ("Responder", "NoAvailableIDP"),
-    ("Requester", "AuthnFailed"), ("Responder", None), ("VersionMismatch", None), ("Unknown", "Whatever"),
-])
+@pytest.mark.parametrize(
+    ("top", "sub"),
+    [
+        ("Responder", "NoAuthnContext"),
+        ("Requester", "RequestDenied"),
+        ("Responder", "RequestDenied"),
+        ("Requester", "NoSupportedIDP"),
+        ("Requester", "RequestUnsupported"),
+        ("Responder", "NoAvailableIDP"),
+        ("Requester", "AuthnFailed"),
+        ("Responder", None),
+        ("VersionMismatch", None),
+        ("Unknown", "Whatever"),
+    ],
+)
 def test_every_other_status_is_a_generic_failure(h: AttackHarness, top: str, sub: str | None) -> None:
     """§8.18 / R18: anything but Responder/AuthnFailed is DigidFailed."""
     refused(h, "status", status=status(top, sub), with_assertion=False)
@@ -607,8 +685,7 @@ def test_every_other_status_is_a_generic_failure(h: AttackHarness, top: str, sub
 
 def test_a_cancel_for_another_request_is_a_failure_not_a_cancel(h: AttackHarness) -> None:
     """The InResponseTo check runs before the status is interpreted."""
-    refused(h, "InResponseTo", status=status("Responder", "AuthnFailed"), with_assertion=False,
-            response_irt="_other")
+    refused(h, "InResponseTo", status=status("Responder", "AuthnFailed"), with_assertion=False, response_irt="_other")
 
 
 def test_success_without_an_assertion_is_refused(h: AttackHarness) -> None:
@@ -619,16 +696,20 @@ def test_success_without_an_assertion_is_refused(h: AttackHarness) -> None:
 # -- §8.19 level of assurance ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("returned", "required"), [
-    (AssuranceLevel.BASIS.uri, AssuranceLevel.MIDDEN),
-    (AssuranceLevel.MIDDEN.uri, AssuranceLevel.SUBSTANTIEEL),
-    (AssuranceLevel.SUBSTANTIEEL.uri, AssuranceLevel.HOOG),
-    ("http://eidas.europa.eu/LoA/substantial", AssuranceLevel.BASIS),
-    ("urn:oasis:names:tc:SAML:2.0:ac:classes:Password", AssuranceLevel.BASIS),
-    (None, AssuranceLevel.BASIS),
-])
-def test_a_lower_unknown_or_missing_level_is_refused(h: AttackHarness, returned: str | None,
-                                                     required: AssuranceLevel) -> None:
+@pytest.mark.parametrize(
+    ("returned", "required"),
+    [
+        (AssuranceLevel.BASIS.uri, AssuranceLevel.MIDDEN),
+        (AssuranceLevel.MIDDEN.uri, AssuranceLevel.SUBSTANTIEEL),
+        (AssuranceLevel.SUBSTANTIEEL.uri, AssuranceLevel.HOOG),
+        ("http://eidas.europa.eu/LoA/substantial", AssuranceLevel.BASIS),
+        ("urn:oasis:names:tc:SAML:2.0:ac:classes:Password", AssuranceLevel.BASIS),
+        (None, AssuranceLevel.BASIS),
+    ],
+)
+def test_a_lower_unknown_or_missing_level_is_refused(
+    h: AttackHarness, returned: str | None, required: AssuranceLevel
+) -> None:
     """§8.19 / R4: ordered check; unknown and missing AuthnContextClassRef are refused."""
     refused(h, required=required, level_uri=returned)
 
@@ -653,11 +734,22 @@ def test_a_higher_level_than_required_is_accepted(h: AttackHarness, level: Assur
 # -- §8.20 NameID and BSN ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name_id", [
-    f"s00000001:{VALID_BSN}", VALID_BSN, "s00000000:12345678", "s00000000:123456789",
-    f"s00000000:{VALID_BSN}:extra", "", f"s00000000: {VALID_BSN}", f"S00000000:{VALID_BSN}",
-    "s00000000:000000000", "s00000000:１２３４５６７８２", OMIT,
-])
+@pytest.mark.parametrize(
+    "name_id",
+    [
+        f"s00000001:{VALID_BSN}",
+        VALID_BSN,
+        "s00000000:12345678",
+        "s00000000:123456789",
+        f"s00000000:{VALID_BSN}:extra",
+        "",
+        f"s00000000: {VALID_BSN}",
+        f"S00000000:{VALID_BSN}",
+        "s00000000:000000000",
+        "s00000000:１２３４５６７８２",
+        OMIT,
+    ],
+)
 def test_a_nameid_that_is_not_exactly_a_bsn_is_refused(h: AttackHarness, name_id: object) -> None:
     """§8.20 / R9: only s00000000: + nine ASCII digits passing the 11-proef."""
     refused(h, name_id=name_id)
@@ -665,14 +757,20 @@ def test_a_nameid_that_is_not_exactly_a_bsn_is_refused(h: AttackHarness, name_id
 
 def test_an_encrypted_id_is_refused(h: AttackHarness) -> None:
     """§8.20: EncryptedID instead of NameID is refused."""
-    refused(h, edit_unsigned_assertion=lambda x: x.replace(
-        f"<saml:NameID>s00000000:{VALID_BSN}</saml:NameID>",
-        '<saml:EncryptedID><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#">'
-        "<xenc:CipherData><xenc:CipherValue>AAAA</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>"
-        "</saml:EncryptedID>"))
+    refused(
+        h,
+        edit_unsigned_assertion=lambda x: x.replace(
+            f"<saml:NameID>s00000000:{VALID_BSN}</saml:NameID>",
+            '<saml:EncryptedID><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#">'
+            "<xenc:CipherData><xenc:CipherValue>AAAA</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>"
+            "</saml:EncryptedID>",
+        ),
+    )
 
 
-@pytest.mark.parametrize("name_id", [f" s00000000:{VALID_BSN}", f"s00000000:{VALID_BSN}\n", f"\n\ts00000000:{VALID_BSN} "])
+@pytest.mark.parametrize(
+    "name_id", [f" s00000000:{VALID_BSN}", f"s00000000:{VALID_BSN}\n", f"\n\ts00000000:{VALID_BSN} "]
+)
 def test_surrounding_whitespace_in_the_nameid_is_trimmed(h: AttackHarness, name_id: str) -> None:
     """R9 policy: surrounding whitespace is stripped, nothing else is forgiven."""
     assert h.run(name_id=name_id).bsn.value == VALID_BSN
@@ -680,8 +778,11 @@ def test_surrounding_whitespace_in_the_nameid_is_trimmed(h: AttackHarness, name_
 
 def test_a_nameid_with_a_child_element_is_refused(h: AttackHarness) -> None:
     """Mixed content in NameID is never flattened into a BSN."""
-    refused(h, "NameID|python3-saml", edit_unsigned_assertion=lambda x: x.replace(
-        "s00000000:12345", 's00000000:12345<x:b xmlns:x="urn:x">6</x:b>'))
+    refused(
+        h,
+        "NameID|python3-saml",
+        edit_unsigned_assertion=lambda x: x.replace("s00000000:12345", 's00000000:12345<x:b xmlns:x="urn:x">6</x:b>'),
+    )
 
 
 def test_the_assertion_hash_covers_the_signed_assertion(h: AttackHarness) -> None:
@@ -693,5 +794,7 @@ def test_the_assertion_hash_covers_the_signed_assertion(h: AttackHarness) -> Non
     identity = h.run()
     assert h.fixture is not None
     signed = etree.fromstring(h.fixture.signed_assertion().encode())
-    assert identity.assertion_sha256 == hashlib.sha256(
-        etree.tostring(signed, method="c14n", exclusive=True, with_comments=False)).hexdigest()
+    assert (
+        identity.assertion_sha256
+        == hashlib.sha256(etree.tostring(signed, method="c14n", exclusive=True, with_comments=False)).hexdigest()
+    )

@@ -91,50 +91,94 @@ class DigidMessages:
         if message:
             etree.SubElement(status, q(NS_SAMLP, "StatusMessage")).text = message
 
-    def assertion(self, *, now: datetime, in_response_to: str, acs_url: str, bsn: str,
-                  level: AssuranceLevel, address: str = "127.0.0.1") -> etree._Element:
+    def assertion(
+        self,
+        *,
+        now: datetime,
+        in_response_to: str,
+        acs_url: str,
+        bsn: str,
+        level: AssuranceLevel,
+        address: str = "127.0.0.1",
+    ) -> etree._Element:
         """A signed Assertion like DigiD's (notes §2.4): NameID s00000000:<bsn>, bearer confirmation
         (+2 min), Conditions ±2 min with our Audience, AuthnStatement with the level's class ref."""
         nsmap = {"saml": NS_SAML}
-        assertion = etree.Element(q(NS_SAML, "Assertion"), nsmap=nsmap, ID=new_id(), Version="2.0",
-                                  IssueInstant=saml_time(now))
+        assertion = etree.Element(
+            q(NS_SAML, "Assertion"), nsmap=nsmap, ID=new_id(), Version="2.0", IssueInstant=saml_time(now)
+        )
         self._issuer(assertion)
         subject = etree.SubElement(assertion, q(NS_SAML, "Subject"))
         etree.SubElement(subject, q(NS_SAML, "NameID")).text = f"s00000000:{bsn}"
-        confirmation = etree.SubElement(subject, q(NS_SAML, "SubjectConfirmation"),
-                                        Method="urn:oasis:names:tc:SAML:2.0:cm:bearer")
-        etree.SubElement(confirmation, q(NS_SAML, "SubjectConfirmationData"), InResponseTo=in_response_to,
-                         Recipient=acs_url, NotOnOrAfter=saml_time(now + timedelta(minutes=2)))
-        conditions = etree.SubElement(assertion, q(NS_SAML, "Conditions"),
-                                      NotBefore=saml_time(now - timedelta(minutes=2)),
-                                      NotOnOrAfter=saml_time(now + timedelta(minutes=2)))
+        confirmation = etree.SubElement(
+            subject, q(NS_SAML, "SubjectConfirmation"), Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"
+        )
+        etree.SubElement(
+            confirmation,
+            q(NS_SAML, "SubjectConfirmationData"),
+            InResponseTo=in_response_to,
+            Recipient=acs_url,
+            NotOnOrAfter=saml_time(now + timedelta(minutes=2)),
+        )
+        conditions = etree.SubElement(
+            assertion,
+            q(NS_SAML, "Conditions"),
+            NotBefore=saml_time(now - timedelta(minutes=2)),
+            NotOnOrAfter=saml_time(now + timedelta(minutes=2)),
+        )
         restriction = etree.SubElement(conditions, q(NS_SAML, "AudienceRestriction"))
         etree.SubElement(restriction, q(NS_SAML, "Audience")).text = self.sp_entity_id
-        statement = etree.SubElement(assertion, q(NS_SAML, "AuthnStatement"), AuthnInstant=saml_time(now),
-                                     SessionIndex=new_id())
+        statement = etree.SubElement(
+            assertion, q(NS_SAML, "AuthnStatement"), AuthnInstant=saml_time(now), SessionIndex=new_id()
+        )
         etree.SubElement(statement, q(NS_SAML, "SubjectLocality"), Address=address)
         context = etree.SubElement(statement, q(NS_SAML, "AuthnContext"))
         etree.SubElement(context, q(NS_SAML, "AuthnContextClassRef")).text = level.uri
-        return etree.fromstring(sign(assertion, self._key, self._cert))  # noqa: S320 - our own output
+        return etree.fromstring(sign(assertion, self._key, self._cert))
 
-    def response(self, *, now: datetime, in_response_to: str, acs_url: str,
-                 assertion: etree._Element | None, status: tuple[str, str | None] = ("Success", None),
-                 status_message: str | None = None) -> etree._Element:
+    def response(
+        self,
+        *,
+        now: datetime,
+        in_response_to: str,
+        acs_url: str,
+        assertion: etree._Element | None,
+        status: tuple[str, str | None] = ("Success", None),
+        status_message: str | None = None,
+    ) -> etree._Element:
         """The inner samlp:Response; DigiD does not sign it (notes §2.3)."""
-        response = etree.Element(q(NS_SAMLP, "Response"), nsmap={"samlp": NS_SAMLP, "saml": NS_SAML},
-                                 ID=new_id(), Version="2.0", IssueInstant=saml_time(now), Destination=acs_url,
-                                 InResponseTo=in_response_to)
+        response = etree.Element(
+            q(NS_SAMLP, "Response"),
+            nsmap={"samlp": NS_SAMLP, "saml": NS_SAML},
+            ID=new_id(),
+            Version="2.0",
+            IssueInstant=saml_time(now),
+            Destination=acs_url,
+            InResponseTo=in_response_to,
+        )
         self._issuer(response)
         self._status(response, status[0], status[1], status_message)
         if assertion is not None:
             response.append(assertion)
         return response
 
-    def artifact_response(self, *, now: datetime, in_response_to: str, response: etree._Element | None,
-                          status: tuple[str, str | None] = ("Success", None)) -> bytes:
+    def artifact_response(
+        self,
+        *,
+        now: datetime,
+        in_response_to: str,
+        response: etree._Element | None,
+        status: tuple[str, str | None] = ("Success", None),
+    ) -> bytes:
         """A signed ArtifactResponse in a SOAP 1.1 envelope (libsaml signs every SOAP response)."""
-        root = etree.Element(q(NS_SAMLP, "ArtifactResponse"), nsmap={"samlp": NS_SAMLP, "saml": NS_SAML},
-                             ID=new_id(), Version="2.0", IssueInstant=saml_time(now), InResponseTo=in_response_to)
+        root = etree.Element(
+            q(NS_SAMLP, "ArtifactResponse"),
+            nsmap={"samlp": NS_SAMLP, "saml": NS_SAML},
+            ID=new_id(),
+            Version="2.0",
+            IssueInstant=saml_time(now),
+            InResponseTo=in_response_to,
+        )
         self._issuer(root)
         self._status(root, status[0], status[1])
         if response is not None:
@@ -154,8 +198,12 @@ class _Simulator:
         self.idp_entity_id = simulator_idp_entity_id(base)
         self.sp_cert = read_pem(files.sp_cert)
         self.idp_cert = read_pem(files.idp_cert)
-        self.messages = DigidMessages(idp_entity_id=self.idp_entity_id, sp_entity_id=self.sp_entity_id,
-                                      key_pem=read_pem(files.idp_key), cert_pem=self.idp_cert)
+        self.messages = DigidMessages(
+            idp_entity_id=self.idp_entity_id,
+            sp_entity_id=self.sp_entity_id,
+            key_pem=read_pem(files.idp_key),
+            cert_pem=self.idp_cert,
+        )
         self._lock = threading.Lock()
         self._pending: dict[str, PendingLogin] = {}
         self._artifacts: dict[str, IssuedArtifact] = {}
@@ -182,9 +230,14 @@ class _Simulator:
             issued = datetime.fromisoformat(root.get("IssueInstant") or "")
         except ValueError:
             return None
-        if (root.get("Destination") != self.sso_url or root.get("AssertionConsumerServiceURL") != self.acs_url
-                or root.get("ProtocolBinding") != BINDING_ARTIFACT or root.get("IsPassive") == "true"
-                or abs(issued - now) > REQUEST_TIME_TOLERANCE or len(relay_state.encode()) > 80):
+        if (
+            root.get("Destination") != self.sso_url
+            or root.get("AssertionConsumerServiceURL") != self.acs_url
+            or root.get("ProtocolBinding") != BINDING_ARTIFACT
+            or root.get("IsPassive") == "true"
+            or abs(issued - now) > REQUEST_TIME_TOLERANCE
+            or len(relay_state.encode()) > 80
+        ):
             return None
         requested = AssuranceLevel.MIDDEN
         refs = root.findall(f"{q(NS_SAMLP, 'RequestedAuthnContext')}/{q(NS_SAML, 'AuthnContextClassRef')}")
@@ -193,9 +246,14 @@ class _Simulator:
                 requested = AssuranceLevel.from_uri(text_of(refs[0]) or "")
             except InvalidLevel:
                 return None
-        return PendingLogin(request_id=root.get("ID") or "", acs_url=self.acs_url, relay_state=relay_state,
-                            requested=requested, force_authn=root.get("ForceAuthn") == "true",
-                            expires_at=now + PENDING_TTL)
+        return PendingLogin(
+            request_id=root.get("ID") or "",
+            acs_url=self.acs_url,
+            relay_state=relay_state,
+            requested=requested,
+            force_authn=root.get("ForceAuthn") == "true",
+            expires_at=now + PENDING_TTL,
+        )
 
     def add_pending(self, login: PendingLogin) -> str:
         key = secrets.token_urlsafe(24)
@@ -217,8 +275,7 @@ class _Simulator:
             if login is None:
                 return None
             artifact = make_artifact(self.idp_entity_id)
-            self._artifacts[artifact] = IssuedArtifact(login=login, bsn=bsn, level=level,
-                                                       expires_at=now + ARTIFACT_TTL)
+            self._artifacts[artifact] = IssuedArtifact(login=login, bsn=bsn, level=level, expires_at=now + ARTIFACT_TTL)
         return login, artifact
 
     def take(self, artifact: str) -> IssuedArtifact | None:
@@ -244,18 +301,26 @@ class _Simulator:
         resolve_id = resolve.get("ID") or ""
         issued = self.take((artifact or "").strip())
         if issued is None:
-            return self.messages.artifact_response(now=now, in_response_to=resolve_id, response=None,
-                                                   status=("Requester", "RequestDenied"))
+            return self.messages.artifact_response(
+                now=now, in_response_to=resolve_id, response=None, status=("Requester", "RequestDenied")
+            )
         login = issued.login
         if issued.bsn is None:
-            response = self.messages.response(now=now, in_response_to=login.request_id, acs_url=login.acs_url,
-                                              assertion=None, status=("Responder", "AuthnFailed"),
-                                              status_message="Authentication cancelled")
+            response = self.messages.response(
+                now=now,
+                in_response_to=login.request_id,
+                acs_url=login.acs_url,
+                assertion=None,
+                status=("Responder", "AuthnFailed"),
+                status_message="Authentication cancelled",
+            )
         else:
-            assertion = self.messages.assertion(now=now, in_response_to=login.request_id, acs_url=login.acs_url,
-                                                bsn=issued.bsn, level=issued.level)
-            response = self.messages.response(now=now, in_response_to=login.request_id, acs_url=login.acs_url,
-                                              assertion=assertion)
+            assertion = self.messages.assertion(
+                now=now, in_response_to=login.request_id, acs_url=login.acs_url, bsn=issued.bsn, level=issued.level
+            )
+            response = self.messages.response(
+                now=now, in_response_to=login.request_id, acs_url=login.acs_url, assertion=assertion
+            )
         return self.messages.artifact_response(now=now, in_response_to=resolve_id, response=response)
 
     def metadata(self) -> str:
@@ -303,8 +368,11 @@ LOGIN_PAGE = """<!doctype html>
       <p>
         <label for="loa">Betrouwbaarheidsniveau</label>
         <select id="loa" name="loa">
-          {% for level in levels %}<option value="{{ level.name.lower() }}"{% if level == selected %} selected{% endif %}>
-            {{ level.label }}</option>{% endfor %}
+          {% for level in levels -%}
+          <option value="{{ level.name.lower() }}"{{ " selected" if level == selected else "" }}>
+            {{- level.label -}}
+          </option>
+          {% endfor %}
         </select>
       </p>
       <p>
@@ -325,12 +393,26 @@ def create_simulator_blueprint(settings: Settings, *, clock: Clock) -> Blueprint
     sim = _Simulator(settings, clock)
     bp = Blueprint("digid_simulator", __name__)
 
-    def page(login_key: str, login: PendingLogin, *, bsn: str = "", selected: AssuranceLevel | None = None,
-             error: str | None = None, status: int = 200) -> Response:
+    def page(
+        login_key: str,
+        login: PendingLogin,
+        *,
+        bsn: str = "",
+        selected: AssuranceLevel | None = None,
+        error: str | None = None,
+        status: int = 200,
+    ) -> Response:
         html = render_template_string(
-            LOGIN_PAGE, login=login_key, requested=login.requested.label, force_authn=login.force_authn,
-            levels=list(AssuranceLevel), selected=selected or login.requested, bsn=bsn, error=error,
-            test_bsns=TEST_BSNS, action=url_for(".login"),
+            LOGIN_PAGE,
+            login=login_key,
+            requested=login.requested.label,
+            force_authn=login.force_authn,
+            levels=list(AssuranceLevel),
+            selected=selected or login.requested,
+            bsn=bsn,
+            error=error,
+            test_bsns=TEST_BSNS,
+            action=url_for(".login"),
         )
         response = Response(html, status=status, mimetype="text/html")
         response.headers["Cache-Control"] = "no-store"
@@ -359,9 +441,14 @@ def create_simulator_blueprint(settings: Settings, *, clock: Clock) -> Blueprint
         else:
             bsn = request.form.get("bsn", "").strip()
             if not passes_elfproef(bsn):
-                return page(key, pending, bsn=request.form.get("bsn", "")[:20], selected=level, status=422,
-                            error="Dit is geen geldig burgerservicenummer. Vul 9 cijfers in die de 11-proef "
-                                  "doorstaan.")
+                return page(
+                    key,
+                    pending,
+                    bsn=request.form.get("bsn", "")[:20],
+                    selected=level,
+                    status=422,
+                    error="Dit is geen geldig burgerservicenummer. Vul 9 cijfers in die de 11-proef doorstaan.",
+                )
             issued = sim.issue(key, bsn=bsn, level=level)
         if issued is None:
             abort(404)
@@ -374,7 +461,7 @@ def create_simulator_blueprint(settings: Settings, *, clock: Clock) -> Blueprint
 
     @bp.post("/resolve")
     def resolve() -> Response:
-        answer = sim.resolve(request.get_data(cache=False)[: 1_000_001])
+        answer = sim.resolve(request.get_data(cache=False)[:1_000_001])
         if answer is None:
             abort(404)
         return Response(answer, status=200, content_type="text/xml; charset=utf-8")

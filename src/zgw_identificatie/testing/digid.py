@@ -48,14 +48,23 @@ class FakeIdentityProvider:
     completed: list[CompleteCall] = field(default_factory=list)
     _counter: int = 0
 
-    def login_as(self, bsn: str, level: AssuranceLevel = AssuranceLevel.MIDDEN, *,
-                 assertion_id: str | None = None, authn_instant: datetime | None = None) -> DigidIdentity:
+    def login_as(
+        self,
+        bsn: str,
+        level: AssuranceLevel = AssuranceLevel.MIDDEN,
+        *,
+        assertion_id: str | None = None,
+        authn_instant: datetime | None = None,
+    ) -> DigidIdentity:
         """Configure a successful login and return the identity it will produce."""
         self.error = None
         self._counter += 1
         self.identity = DigidIdentity(
-            bsn=Bsn(bsn), level=level, assertion_id=assertion_id or f"_fake-assertion-{self._counter}",
-            issuer=FAKE_ISSUER, assertion_sha256="0" * 64,
+            bsn=Bsn(bsn),
+            level=level,
+            assertion_id=assertion_id or f"_fake-assertion-{self._counter}",
+            issuer=FAKE_ISSUER,
+            assertion_sha256="0" * 64,
             authn_instant=authn_instant or datetime(2026, 11, 29, 14, 0, tzinfo=UTC),
         )
         return self.identity
@@ -69,12 +78,14 @@ class FakeIdentityProvider:
     def begin_login(self, *, min_level: AssuranceLevel, relay_state: str) -> LoginRequest:
         request_id = f"_fake-request-{len(self.begun) + 1}"
         self.begun.append(BeginCall(min_level=min_level, relay_state=relay_state, request_id=request_id))
-        return LoginRequest(request_id=request_id, url=FAKE_SSO_URL,
-                            form_fields={"SAMLRequest": "ZmFrZQ==", "RelayState": relay_state})
+        return LoginRequest(
+            request_id=request_id, url=FAKE_SSO_URL, form_fields={"SAMLRequest": "ZmFrZQ==", "RelayState": relay_state}
+        )
 
     def complete_login(self, *, artifact: str, expected_request_id: str, min_level: AssuranceLevel) -> DigidIdentity:
-        self.completed.append(CompleteCall(artifact=artifact, expected_request_id=expected_request_id,
-                                           min_level=min_level))
+        self.completed.append(
+            CompleteCall(artifact=artifact, expected_request_id=expected_request_id, min_level=min_level)
+        )
         if self.error is not None:
             raise self.error
         if self.enforce_request_id and expected_request_id not in {c.request_id for c in self.begun}:

@@ -75,8 +75,16 @@ def new_id() -> str:
     return "_" + secrets.token_hex(20)
 
 
-def build_artifact_resolve(*, request_id: str, issue_instant: datetime, destination: str, issuer: str,
-                           artifact: str, key_pem: str, cert_pem: str) -> bytes:
+def build_artifact_resolve(
+    *,
+    request_id: str,
+    issue_instant: datetime,
+    destination: str,
+    issuer: str,
+    artifact: str,
+    key_pem: str,
+    cert_pem: str,
+) -> bytes:
     """A signed ArtifactResolve (RSA-SHA256, exclusive C14N) in a SOAP 1.1 envelope (R6)."""
     root = etree.Element(q(NS_SAMLP, "ArtifactResolve"), nsmap={"samlp": NS_SAMLP, "saml": NS_SAML})
     root.set("ID", request_id)

@@ -80,7 +80,9 @@ def single_assertion(document_root: etree._Element, response: etree._Element) ->
     for signature in xpath(document_root, "//ds:Signature"):
         parent = signature.getparent()
         if parent is None or parent.tag not in (
-            q(NS_SAMLP, "ArtifactResponse"), q(NS_SAMLP, "Response"), q(NS_SAML, "Assertion")
+            q(NS_SAMLP, "ArtifactResponse"),
+            q(NS_SAMLP, "Response"),
+            q(NS_SAML, "Assertion"),
         ):
             raise DigidFailed("signature in an unexpected place")
     return assertions[0]
@@ -131,8 +133,9 @@ def check_conditions(assertion: etree._Element, *, sp_entity_id: str, now: datet
     return not_on_or_after
 
 
-def check_subject_confirmation(assertion: etree._Element, *, expected_request_id: str, acs_url: str,
-                               now: datetime, drift: timedelta) -> datetime:
+def check_subject_confirmation(
+    assertion: etree._Element, *, expected_request_id: str, acs_url: str, now: datetime, drift: timedelta
+) -> datetime:
     """SAML profiles §4.1.4.2 / R8: one bearer SubjectConfirmationData with InResponseTo == our AuthnRequest,
     Recipient exactly our ACS URL, NotOnOrAfter not passed (with drift: the 1.16.0 gap of notes §4)."""
     subject = _one(assertion, q(NS_SAML, "Subject"), "Subject")

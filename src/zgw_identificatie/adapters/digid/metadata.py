@@ -35,8 +35,14 @@ def build_sp_metadata(config: SpConfig) -> str:
     x509 = etree.SubElement(etree.SubElement(key, q(NS_DS, "KeyInfo")), q(NS_DS, "X509Data"))
     etree.SubElement(x509, q(NS_DS, "X509Certificate")).text = _cert_body(config.sp_cert_pem)
     etree.SubElement(sp, q(NS_MD, "NameIDFormat")).text = NAMEID_UNSPECIFIED
-    etree.SubElement(sp, q(NS_MD, "AssertionConsumerService"), Binding=BINDING_ARTIFACT,
-                     Location=config.acs_url, index="0", isDefault="true")
+    etree.SubElement(
+        sp,
+        q(NS_MD, "AssertionConsumerService"),
+        Binding=BINDING_ARTIFACT,
+        Location=config.acs_url,
+        index="0",
+        isDefault="true",
+    )
     service = etree.SubElement(sp, q(NS_MD, "AttributeConsumingService"), index="1")
     etree.SubElement(service, q(NS_MD, "ServiceName"), {XML_LANG: "nl"}).text = config.service_name
     etree.SubElement(service, q(NS_MD, "ServiceDescription"), {XML_LANG: "nl"}).text = config.service_name
@@ -46,7 +52,8 @@ def build_sp_metadata(config: SpConfig) -> str:
         etree.SubElement(org, q(NS_MD, "OrganizationName"), {XML_LANG: "nl"}).text = config.organization_name
         etree.SubElement(org, q(NS_MD, "OrganizationDisplayName"), {XML_LANG: "nl"}).text = config.organization_name
         etree.SubElement(org, q(NS_MD, "OrganizationURL"), {XML_LANG: "nl"}).text = (
-            config.organization_url or config.sp_entity_id)
+            config.organization_url or config.sp_entity_id
+        )
     if config.contact_email:
         for kind in ("technical", "administrative"):
             contact = etree.SubElement(root, q(NS_MD, "ContactPerson"), contactType=kind)

@@ -44,14 +44,15 @@ SOAP_ACTION = "http://www.oasis-open.org/committees/security"
 class DigidServiceProvider:
     """Implements ports.IdentityProvider for DigiD (and for the simulator, which speaks the same SAML)."""
 
-    def __init__(self, config: SpConfig, *, one_time: OneTimeIds, clock: Clock,
-                 http: requests.Session | None = None) -> None:
+    def __init__(
+        self, config: SpConfig, *, one_time: OneTimeIds, clock: Clock, http: requests.Session | None = None
+    ) -> None:
         self.config = config
         self._one_time = one_time
         self._clock = clock
         self._http = http or requests.Session()
         acs = urlsplit(config.acs_url)
-        self._request_data = {
+        self._request_data: dict[str, object] = {
             "https": "on" if acs.scheme == "https" else "off",
             "http_host": acs.netloc,
             "script_name": acs.path,
@@ -105,8 +106,9 @@ class DigidServiceProvider:
             log.warning("digid login refused: %s", exc.reason, extra={"saml_request_id": expected_request_id})
             raise
         except Exception as exc:
-            log.warning("digid login refused: unexpected %s", type(exc).__name__,
-                        extra={"saml_request_id": expected_request_id})
+            log.warning(
+                "digid login refused: unexpected %s", type(exc).__name__, extra={"saml_request_id": expected_request_id}
+            )
             raise DigidFailed(f"unexpected {type(exc).__name__}") from None
         log.info("digid login accepted", extra={"saml_request_id": expected_request_id, "loa": identity.level.name})
         return identity
@@ -114,22 +116,27 @@ class DigidServiceProvider:
     def _complete(self, artifact: str, expected_request_id: str, min_level: AssuranceLevel) -> DigidIdentity:
         config = self.config
         try:
-            parse_artifact(artifact, idp_entity_id=config.idp_entity_id,
-                           endpoint_indexes=config.ars_endpoint_indexes)
+            parse_artifact(artifact, idp_entity_id=config.idp_entity_id, endpoint_indexes=config.ars_endpoint_indexes)
         except ArtifactRejected as exc:
             raise DigidFailed(str(exc)) from None
         if not expected_request_id:
             raise DigidFailed("no AuthnRequest id to compare with")
         now = self._clock.now()
         artifact_key = hashlib.sha256(artifact.encode("ascii")).hexdigest()
-        if not self._one_time.use_once("digid-artifact", artifact_key,
-                                       now + timedelta(seconds=config.artifact_ttl_seconds)):
+        if not self._one_time.use_once(
+            "digid-artifact", artifact_key, now + timedelta(seconds=config.artifact_ttl_seconds)
+        ):
             raise DigidFailed("artifact replayed")
 
         resolve_id = new_id()
         body = build_artifact_resolve(
-            request_id=resolve_id, issue_instant=now, destination=config.idp_ars_url,
-            issuer=config.sp_entity_id, artifact=artifact, key_pem=config.sp_key_pem, cert_pem=config.sp_cert_pem,
+            request_id=resolve_id,
+            issue_instant=now,
+            destination=config.idp_ars_url,
+            issuer=config.sp_entity_id,
+            artifact=artifact,
+            key_pem=config.sp_key_pem,
+            cert_pem=config.sp_cert_pem,
         )
         data = self._post(body)
         try:
@@ -205,8 +212,13 @@ class DigidServiceProvider:
             raise DigidFailed("more than one Response")
         return responses[0]
 
-    def _check_response(self, artifact_response: etree._Element, response: etree._Element,
-                        expected_request_id: str, min_level: AssuranceLevel) -> DigidIdentity:
+    def _check_response(
+        self,
+        artifact_response: etree._Element,
+        response: etree._Element,
+        expected_request_id: str,
+        min_level: AssuranceLevel,
+    ) -> DigidIdentity:
         config = self.config
         checks.check_equal(response.get("InResponseTo"), expected_request_id, "Response InResponseTo")
         destination = response.get("Destination")
@@ -254,8 +266,9 @@ class DigidServiceProvider:
             authn_instant=authn_instant,
         )
 
-    def _library_validation(self, response: etree._Element, expected_request_id: str,
-                            min_level: AssuranceLevel, assertion_id: str) -> None:
+    def _library_validation(
+        self, response: etree._Element, expected_request_id: str, min_level: AssuranceLevel, assertion_id: str
+    ) -> None:
         """python3-saml's strict validation (schema, signature, conditions; notes §4) on the inner Response."""
         encoded = base64.b64encode(etree.tostring(response)).decode("ascii")
         try:

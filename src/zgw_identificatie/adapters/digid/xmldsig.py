@@ -62,7 +62,7 @@ def q(ns: str, local: str) -> str:
 
 def xpath(node: etree._Element, expr: str) -> list[etree._Element]:
     result = node.xpath(expr, namespaces=NSMAP)
-    return list(result) if isinstance(result, list) else []  # type: ignore[arg-type]
+    return list(result) if isinstance(result, list) else []
 
 
 def sign(xml: str | bytes | etree._Element, key_pem: str, cert_pem: str) -> bytes:
@@ -71,8 +71,9 @@ def sign(xml: str | bytes | etree._Element, key_pem: str, cert_pem: str) -> byte
     Wraps ``OneLogin_Saml2_Utils.add_sign``; the ds:Signature lands right after the Issuer as the
     SAML schema requires (SAML core §3.2.1, §2.3.3).
     """
-    signed = OneLogin_Saml2_Utils.add_sign(xml, key_pem, cert_pem, sign_algorithm=C.RSA_SHA256,
-                                           digest_algorithm=C.SHA256)
+    signed = OneLogin_Saml2_Utils.add_sign(
+        xml, key_pem, cert_pem, sign_algorithm=C.RSA_SHA256, digest_algorithm=C.SHA256
+    )
     return signed if isinstance(signed, bytes) else signed.encode("utf-8")
 
 
@@ -132,12 +133,16 @@ def verify_enveloped(element: etree._Element, certs: Sequence[str]) -> None:
     xmlsec.tree.add_ids(element, ["ID"])
     for cert in certs:
         ctx = xmlsec.SignatureContext()
-        for transform in (xmlsec.Transform.ENVELOPED, xmlsec.Transform.EXCL_C14N, xmlsec.Transform.SHA256):
+        for transform in (
+            xmlsec.constants.TransformEnveloped,
+            xmlsec.constants.TransformExclC14N,
+            xmlsec.constants.TransformSha256,
+        ):
             ctx.enable_reference_transform(transform)
-        for transform in (xmlsec.Transform.EXCL_C14N, xmlsec.Transform.RSA_SHA256):
+        for transform in (xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256):
             ctx.enable_signature_transform(transform)
         try:
-            ctx.key = xmlsec.Key.from_memory(cert, xmlsec.KeyFormat.CERT_PEM, None)
+            ctx.key = xmlsec.Key.from_memory(cert, xmlsec.constants.KeyDataFormatCertPem, None)
             ctx.verify(signatures[0])
         except Exception:  # noqa: S112 - try the next pinned certificate (rollover, R22)
             continue

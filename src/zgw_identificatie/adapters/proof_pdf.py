@@ -34,8 +34,18 @@ FLOW_LABELS = {
     Flow.MUTUAL: "§2.3 Wederzijdse zekerheid (medewerker en inwoner)",
 }
 _MONTHS = (
-    "januari", "februari", "maart", "april", "mei", "juni",
-    "juli", "augustus", "september", "oktober", "november", "december",
+    "januari",
+    "februari",
+    "maart",
+    "april",
+    "mei",
+    "juni",
+    "juli",
+    "augustus",
+    "september",
+    "oktober",
+    "november",
+    "december",
 )
 
 

@@ -92,14 +92,8 @@ def run_registration(
         zaak_url = cast(str, reg.zaak_url)
         if reg.rol_url is None:
             step = "rol"
-            rol_url = (
-                registry.find_initiator(zaak_url=zaak_url, bsn=proof.bsn)
-                if reg.uncertain_step == step
-                else None
-            )
-            rol_url = rol_url or registry.add_initiator(
-                zaak_url=zaak_url, bsn=proof.bsn, toelichting=ROL_TOELICHTING
-            )
+            rol_url = registry.find_initiator(zaak_url=zaak_url, bsn=proof.bsn) if reg.uncertain_step == step else None
+            rol_url = rol_url or registry.add_initiator(zaak_url=zaak_url, bsn=proof.bsn, toelichting=ROL_TOELICHTING)
             reg = _save(reg, store, clock, rol_url=rol_url)
         if reg.status_url is None and reg.existing_zaak is None:
             step = "status"
@@ -126,9 +120,7 @@ def run_registration(
             step = "link"
             document_url = cast(str, reg.document_url)
             link_url = (
-                registry.find_link(zaak_url=zaak_url, document_url=document_url)
-                if reg.uncertain_step == step
-                else None
+                registry.find_link(zaak_url=zaak_url, document_url=document_url) if reg.uncertain_step == step else None
             )
             link_url = link_url or registry.link_document(
                 zaak_url=zaak_url, document_url=document_url, titel=DOCUMENT_TITEL
@@ -139,9 +131,7 @@ def run_registration(
     except ZaakNotFound:
         return _finish_failed(reg, store, clock, f"zaak {reg.existing_zaak} not found", ())
     except RegistrationFailed as exc:
-        params = tuple(
-            (p.get("name", ""), p.get("code", ""), p.get("reason", "")) for p in exc.invalid_params
-        )
+        params = tuple((p.get("name", ""), p.get("code", ""), p.get("reason", "")) for p in exc.invalid_params)
         return _finish_failed(reg, store, clock, f"{step}: {exc}", params)
     done = _erase_proof(
         replace(
@@ -172,9 +162,7 @@ def process_due(
     claimed = store.claim_due_registrations(clock.now(), lease_seconds=LEASE_SECONDS, limit=limit)
     for reg in claimed:
         try:
-            run_registration(
-                reg, store=store, registry=registry, renderer=renderer, clock=clock, settings=settings
-            )
+            run_registration(reg, store=store, registry=registry, renderer=renderer, clock=clock, settings=settings)
         except Exception as exc:  # one broken registration must not stop the worker
             log.exception("registration %s: unexpected %s", reg.id, type(exc).__name__)
             current = store.get_registration(reg.id) or reg
@@ -195,9 +183,7 @@ def _zaak_step(
     else:
         startdatum = proof.identified_at.astimezone(AMSTERDAM).date()
         found = (
-            registry.find_zaak_by_marker(marker=reg.id, startdatum=startdatum)
-            if reg.uncertain_step == "zaak"
-            else None
+            registry.find_zaak_by_marker(marker=reg.id, startdatum=startdatum) if reg.uncertain_step == "zaak" else None
         )
         ref = found or registry.create_zaak(
             marker=reg.id,

@@ -116,9 +116,7 @@ class FakeZaakRegistry:
 
     def find_initiator(self, *, zaak_url: str, bsn: Bsn) -> str | None:
         self._leave(self._enter("find_initiator", zaak_url=zaak_url, bsn=bsn))
-        return next(
-            (r["url"] for r in self.rollen.values() if r["zaak"] == zaak_url and r["bsn"] == bsn), None
-        )
+        return next((r["url"] for r in self.rollen.values() if r["zaak"] == zaak_url and r["bsn"] == bsn), None)
 
     def set_first_status(self, *, zaak_url: str, when: datetime, toelichting: str) -> str:
         failure = self._enter("set_first_status", zaak_url=zaak_url, when=when)

@@ -37,9 +37,7 @@ def resolve_catalogue(settings: Settings, catalogi: ZgwClient, *, today: date) -
                 "ZGWID_ZGW_SECRET "
                 "and the Applicatie's catalogi.lezen autorisatie"
             ) from None
-        raise ConfigError(
-            f"the Catalogi API refused a lookup ({exc}); check ZGWID_ZGW_CATALOGI_URL"
-        ) from None
+        raise ConfigError(f"the Catalogi API refused a lookup ({exc}); check ZGWID_ZGW_CATALOGI_URL") from None
 
 
 def _resolve(settings: Settings, catalogi: ZgwClient, today: date) -> CatalogueRefs:
@@ -78,8 +76,7 @@ def _resolve(settings: Settings, catalogi: ZgwClient, today: date) -> CatalogueR
         for r in catalogi.list_all(
             "roltypen", {"zaaktype": zaaktype_url, "omschrijvingGeneriek": zgw.roltype_omschrijving_generiek}
         )
-        if r.get("omschrijvingGeneriek") == zgw.roltype_omschrijving_generiek
-        and r.get("zaaktype") == zaaktype_url
+        if r.get("omschrijvingGeneriek") == zgw.roltype_omschrijving_generiek and r.get("zaaktype") == zaaktype_url
     ]
     if not roltypen:
         raise ConfigError(
@@ -88,9 +85,7 @@ def _resolve(settings: Settings, catalogi: ZgwClient, today: date) -> CatalogueR
         )
 
     statustypen = [
-        s
-        for s in catalogi.list_all("statustypen", {"zaaktype": zaaktype_url})
-        if s.get("zaaktype") == zaaktype_url
+        s for s in catalogi.list_all("statustypen", {"zaaktype": zaaktype_url}) if s.get("zaaktype") == zaaktype_url
     ]
     if not statustypen:
         raise ConfigError(
@@ -150,27 +145,21 @@ def _catalogus(settings: Settings, catalogi: ZgwClient) -> str:
             found = catalogi.get(settings.zgw.catalogus_url)
         except ZgwRefused as exc:
             if exc.status == 404:
-                raise ConfigError(
-                    f"ZGWID_ZGW_CATALOGUS_URL: {settings.zgw.catalogus_url} does not exist"
-                ) from None
+                raise ConfigError(f"ZGWID_ZGW_CATALOGUS_URL: {settings.zgw.catalogus_url} does not exist") from None
             raise
         if not isinstance(found, dict) or not found.get("url"):
             raise ConfigError(f"ZGWID_ZGW_CATALOGUS_URL: {settings.zgw.catalogus_url} is not a catalogus")
         return str(found["url"])
     found_list = [
-        c
-        for c in catalogi.list_all("catalogussen", {"rsin": settings.rsin})
-        if c.get("rsin") == settings.rsin
+        c for c in catalogi.list_all("catalogussen", {"rsin": settings.rsin}) if c.get("rsin") == settings.rsin
     ]
     if not found_list:
         raise ConfigError(
-            f"ZGWID_RSIN: no catalogus with rsin {settings.rsin}; "
-            "set ZGWID_ZGW_CATALOGUS_URL or the right RSIN"
+            f"ZGWID_RSIN: no catalogus with rsin {settings.rsin}; set ZGWID_ZGW_CATALOGUS_URL or the right RSIN"
         )
     if len(found_list) > 1:
         raise ConfigError(
-            f"ZGWID_ZGW_CATALOGUS_URL: {len(found_list)} catalogi have rsin {settings.rsin}; "
-            "name the one to use"
+            f"ZGWID_ZGW_CATALOGUS_URL: {len(found_list)} catalogi have rsin {settings.rsin}; name the one to use"
         )
     return str(found_list[0]["url"])
 

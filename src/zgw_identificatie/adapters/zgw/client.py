@@ -116,9 +116,7 @@ class ZgwClient:
         try:
             response = self.session.request(method, path, params=params, json=json, headers=headers)
         except InvalidURLError:
-            raise RegistrationFailed(
-                f"{where}: URL outside the configured API root {self.base_url}"
-            ) from None
+            raise RegistrationFailed(f"{where}: URL outside the configured API root {self.base_url}") from None
         except requests.Timeout:
             log.warning("zgw %s: time-out", where)
             raise RegistryUnavailable(f"{where}: time-out") from None
@@ -186,9 +184,7 @@ def _refusal(where: str, response: requests.Response) -> ZgwRefused:
         for item in body.get("invalidParams") or []:
             if isinstance(item, dict):
                 params.append({k: scrub(str(item.get(k) or "")) for k in ("name", "code", "reason")})
-    message = scrub(
-        f"{where} answered {status}" + (f" {code}" if code else "") + (f": {title}" if title else "")
-    )
+    message = scrub(f"{where} answered {status}" + (f" {code}" if code else "") + (f": {title}" if title else ""))
     instance = body.get("instance") if isinstance(body, dict) else None
     log.warning("zgw %s (instance %s, %d invalid params)", message, instance, len(params))
     return ZgwRefused(message, params, status=status)

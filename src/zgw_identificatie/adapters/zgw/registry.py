@@ -159,9 +159,7 @@ class ZgwHttpRegistry:
         if not zaaktype or zaaktype == refs.zaaktype_url:
             return refs.roltype_url
         generiek = self.settings.zgw.roltype_omschrijving_generiek
-        for roltype in self.catalogi.list_all(
-            "roltypen", {"zaaktype": zaaktype, "omschrijvingGeneriek": generiek}
-        ):
+        for roltype in self.catalogi.list_all("roltypen", {"zaaktype": zaaktype, "omschrijvingGeneriek": generiek}):
             if roltype.get("omschrijvingGeneriek") == generiek:
                 return str(roltype["url"])
         raise RegistrationFailed(
@@ -245,9 +243,7 @@ class ZgwHttpRegistry:
         return str(self.zaken.post("zaakinformatieobjecten", body)["url"])
 
     def find_link(self, *, zaak_url: str, document_url: str) -> str | None:
-        for link in self.zaken.list_all(
-            "zaakinformatieobjecten", {"zaak": zaak_url, "informatieobject": document_url}
-        ):
+        for link in self.zaken.list_all("zaakinformatieobjecten", {"zaak": zaak_url, "informatieobject": document_url}):
             if link.get("informatieobject") == document_url:
                 return str(link["url"])
         return None

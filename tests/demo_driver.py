@@ -62,8 +62,9 @@ class Staff:
     def login(cls, app: Flask, username: str = "sanne") -> Staff:
         client = app.test_client()
         page = client.get("/staff/login")
-        resp = client.post("/staff/login", data={"csrf_token": csrf(page.text), "username": username,
-                                                 "password": PASSWORD})
+        resp = client.post(
+            "/staff/login", data={"csrf_token": csrf(page.text), "username": username, "password": PASSWORD}
+        )
         assert resp.status_code == 302, resp.status_code
         return cls(client)
 
@@ -79,8 +80,9 @@ class Staff:
 
     def complete(self, session_id: str) -> int:
         page = self.client.get(f"/staff/sessions/{session_id}")
-        return self.client.post(f"/staff/sessions/{session_id}/voltooien",
-                                data={"csrf_token": csrf(page.text)}).status_code
+        return self.client.post(
+            f"/staff/sessions/{session_id}/voltooien", data={"csrf_token": csrf(page.text)}
+        ).status_code
 
 
 @dataclass

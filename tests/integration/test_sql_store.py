@@ -22,17 +22,37 @@ BSN = "999993653"
 
 def make_session(clock, **kw) -> IdentificationSession:
     now = clock.now()
-    base = dict(id="s-" + str(abs(hash((now, tuple(kw.items())))))[:20], flow=Flow.MUTUAL,
-                state=SessionState.CREATED, created_at=now, expires_at=now + timedelta(minutes=15), owner_id="local:a",
-                owner_name="Sanne", gemeente="Gemeente Voorbeeld", min_level=AssuranceLevel.MIDDEN)
+    base = dict(
+        id="s-" + str(abs(hash((now, tuple(kw.items())))))[:20],
+        flow=Flow.MUTUAL,
+        state=SessionState.CREATED,
+        created_at=now,
+        expires_at=now + timedelta(minutes=15),
+        owner_id="local:a",
+        owner_name="Sanne",
+        gemeente="Gemeente Voorbeeld",
+        min_level=AssuranceLevel.MIDDEN,
+    )
     base.update(kw)
     return IdentificationSession(**base)
 
 
 def proof(clock) -> ProofData:
-    return ProofData(gemeente="G", flow=Flow.NEW_CITIZEN, zaak_identificatie="", identified_at=clock.now(),
-                     level=AssuranceLevel.MIDDEN, bsn=Bsn(BSN), assertion_id="_a", issuer="idp", assertion_sha256="0" * 64,
-                     controlecode="123456", code_check=None, behandelaar="Sanne", session_id="s1")
+    return ProofData(
+        gemeente="G",
+        flow=Flow.NEW_CITIZEN,
+        zaak_identificatie="",
+        identified_at=clock.now(),
+        level=AssuranceLevel.MIDDEN,
+        bsn=Bsn(BSN),
+        assertion_id="_a",
+        issuer="idp",
+        assertion_sha256="0" * 64,
+        controlecode="123456",
+        code_check=None,
+        behandelaar="Sanne",
+        session_id="s1",
+    )
 
 
 def test_the_migrations_create_exactly_the_tables_the_store_uses(store):
@@ -101,9 +121,16 @@ def test_purge_erases_expired_sessions_flows_and_ids_but_keeps_live_ones(store):
 def test_registrations_keep_their_payload_encrypted_and_lose_it_when_done(store):
     """The proof (with BSN) is ciphertext in the table and gone once the registration is done."""
     clock = FixedClock()
-    reg = Registration(id="r1", session_id="s1", proof=proof(clock), existing_zaak=None,
-                       state=RegistrationState.PENDING, created_at=clock.now(), updated_at=clock.now(),
-                       next_attempt_at=clock.now())
+    reg = Registration(
+        id="r1",
+        session_id="s1",
+        proof=proof(clock),
+        existing_zaak=None,
+        state=RegistrationState.PENDING,
+        created_at=clock.now(),
+        updated_at=clock.now(),
+        next_attempt_at=clock.now(),
+    )
     store.add_registration(reg)
     with store.engine.connect() as conn:
         raw = conn.execute(sa.select(registrations.c.payload_enc)).scalar_one()
@@ -119,9 +146,18 @@ def test_due_registrations_are_leased_to_one_worker_at_a_time(store):
     """Two claims at the same moment never return the same registration."""
     clock = FixedClock()
     for i in range(3):
-        store.add_registration(Registration(id=f"r{i}", session_id="s", proof=proof(clock), existing_zaak=None,
-                                            state=RegistrationState.PENDING, created_at=clock.now(),
-                                            updated_at=clock.now(), next_attempt_at=clock.now()))
+        store.add_registration(
+            Registration(
+                id=f"r{i}",
+                session_id="s",
+                proof=proof(clock),
+                existing_zaak=None,
+                state=RegistrationState.PENDING,
+                created_at=clock.now(),
+                updated_at=clock.now(),
+                next_attempt_at=clock.now(),
+            )
+        )
     first = store.claim_due_registrations(clock.now(), lease_seconds=60, limit=2)
     second = store.claim_due_registrations(clock.now(), lease_seconds=60, limit=10)
     assert len(first) == 2 and len(second) == 1

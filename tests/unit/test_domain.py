@@ -26,8 +26,11 @@ def test_the_domain_imports_only_the_standard_library_and_itself():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level > 0:
                 continue
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module] if isinstance(node, ast.ImportFrom) else [])
+            )
             for name in names:
                 top = name.split(".")[0]
                 assert top in sys.stdlib_module_names or top == "__future__", f"{path.name} imports {name}"
@@ -39,7 +42,9 @@ def test_valid_bsns_pass_the_elfproef(value):
     assert Bsn.parse(value).value == value
 
 
-@pytest.mark.parametrize("value", ["000000000", "123456789", "12345678", "1234567890", "12345678a", "", "１２３４５６７８２"])
+@pytest.mark.parametrize(
+    "value", ["000000000", "123456789", "12345678", "1234567890", "12345678a", "", "１２３４５６７８２"]
+)
 def test_invalid_bsns_are_refused(value):
     """Wrong checksum, length, non-ASCII digits and all zeros are refused."""
     with pytest.raises(InvalidBsn):
@@ -101,7 +106,8 @@ def test_length_prefixing_keeps_field_boundaries_apart():
     key = b"k" * 32
     bsn = Bsn("111222333")
     assert derive_code(key, gemeentecode="03631", session_id="s", bsn=bsn) != derive_code(
-        key, gemeentecode="0363", session_id="1s", bsn=bsn)
+        key, gemeentecode="0363", session_id="1s", bsn=bsn
+    )
 
 
 def test_hotp_truncation_matches_rfc4226_appendix_d():
@@ -127,9 +133,18 @@ def test_codes_compare_in_constant_time_helpers_and_group_for_display():
 
 def _session(clock: FixedClock, **kw) -> IdentificationSession:
     now = clock.now()
-    return IdentificationSession(id=new_session_id(), flow=Flow.KNOWN_CITIZEN, state=SessionState.CREATED,
-                                 created_at=now, expires_at=now + timedelta(minutes=15), owner_id="o",
-                                 owner_name="O", gemeente="G", min_level=AssuranceLevel.MIDDEN, **kw)
+    return IdentificationSession(
+        id=new_session_id(),
+        flow=Flow.KNOWN_CITIZEN,
+        state=SessionState.CREATED,
+        created_at=now,
+        expires_at=now + timedelta(minutes=15),
+        owner_id="o",
+        owner_name="O",
+        gemeente="G",
+        min_level=AssuranceLevel.MIDDEN,
+        **kw,
+    )
 
 
 def test_a_link_works_until_it_expires_or_is_used():

@@ -12,15 +12,25 @@ STRONG = "x" * 40
 
 def production_env(**extra: str) -> dict[str, str]:
     env = {
-        "ZGWID_ENV": "production", "ZGWID_BASE_URL": "https://id.gemeente.nl",
-        "ZGWID_SECRET_KEY": STRONG, "ZGWID_CODE_KEY": STRONG + "c", "ZGWID_AUDIT_HASH_KEY": STRONG + "a",
-        "ZGWID_ENCRYPTION_KEYS": generate_key(), "ZGWID_DATABASE_URL": "postgresql+psycopg://u@db/zgwid",
-        "ZGWID_DIGID_SIMULATOR": "false", "ZGWID_DIGID_IDP_ENTITY_ID": "https://was.digid.nl/saml/idp/metadata",
-        "ZGWID_DIGID_IDP_SSO_URL": "https://digid.nl/sso", "ZGWID_DIGID_IDP_ARS_URL": "https://was.digid.nl/ars",
-        "ZGWID_DIGID_IDP_CERT_FILES": "/certs/digid.pem", "ZGWID_DIGID_SP_KEY_FILE": "/certs/sp.key",
-        "ZGWID_DIGID_SP_CERT_FILE": "/certs/sp.crt", "ZGWID_ZGW_SANDBOX": "false",
-        "ZGWID_ZGW_ZAKEN_URL": "https://oz/zaken/api/v1/", "ZGWID_ZGW_DOCUMENTEN_URL": "https://oz/documenten/api/v1/",
-        "ZGWID_ZGW_CATALOGI_URL": "https://oz/catalogi/api/v1/", "ZGWID_ZGW_SECRET": "zgw-secret",
+        "ZGWID_ENV": "production",
+        "ZGWID_BASE_URL": "https://id.gemeente.nl",
+        "ZGWID_SECRET_KEY": STRONG,
+        "ZGWID_CODE_KEY": STRONG + "c",
+        "ZGWID_AUDIT_HASH_KEY": STRONG + "a",
+        "ZGWID_ENCRYPTION_KEYS": generate_key(),
+        "ZGWID_DATABASE_URL": "postgresql+psycopg://u@db/zgwid",
+        "ZGWID_DIGID_SIMULATOR": "false",
+        "ZGWID_DIGID_IDP_ENTITY_ID": "https://was.digid.nl/saml/idp/metadata",
+        "ZGWID_DIGID_IDP_SSO_URL": "https://digid.nl/sso",
+        "ZGWID_DIGID_IDP_ARS_URL": "https://was.digid.nl/ars",
+        "ZGWID_DIGID_IDP_CERT_FILES": "/certs/digid.pem",
+        "ZGWID_DIGID_SP_KEY_FILE": "/certs/sp.key",
+        "ZGWID_DIGID_SP_CERT_FILE": "/certs/sp.crt",
+        "ZGWID_ZGW_SANDBOX": "false",
+        "ZGWID_ZGW_ZAKEN_URL": "https://oz/zaken/api/v1/",
+        "ZGWID_ZGW_DOCUMENTEN_URL": "https://oz/documenten/api/v1/",
+        "ZGWID_ZGW_CATALOGI_URL": "https://oz/catalogi/api/v1/",
+        "ZGWID_ZGW_SECRET": "zgw-secret",
     }
     env.update(extra)
     return env
@@ -32,17 +42,20 @@ def test_a_complete_production_configuration_loads():
     assert s.production and s.digid.idp_cert_files == ["/certs/digid.pem"]
 
 
-@pytest.mark.parametrize(("variable", "value", "named"), [
-    ("ZGWID_SECRET_KEY", "dev-only-change-me", "ZGWID_SECRET_KEY"),
-    ("ZGWID_DIGID_SIMULATOR", "true", "ZGWID_DIGID_SIMULATOR"),
-    ("ZGWID_ZGW_SANDBOX", "true", "ZGWID_ZGW_SANDBOX"),
-    ("ZGWID_DATABASE_URL", "sqlite:///x.db", "ZGWID_DATABASE_URL"),
-    ("ZGWID_ENCRYPTION_KEYS", "", "ZGWID_ENCRYPTION_KEYS"),
-    ("ZGWID_BASE_URL", "http://id.gemeente.nl", "ZGWID_BASE_URL"),
-    ("ZGWID_CODE_KEY", "short", "ZGWID_CODE_KEY"),
-    ("ZGWID_LEVEL_MUTUAL", "laag", "ZGWID_LEVEL_MUTUAL"),
-    ("ZGWID_CITIZEN_IDLE_MINUTES", "30", "ZGWID_CITIZEN_IDLE_MINUTES"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("ZGWID_SECRET_KEY", "dev-only-change-me", "ZGWID_SECRET_KEY"),
+        ("ZGWID_DIGID_SIMULATOR", "true", "ZGWID_DIGID_SIMULATOR"),
+        ("ZGWID_ZGW_SANDBOX", "true", "ZGWID_ZGW_SANDBOX"),
+        ("ZGWID_DATABASE_URL", "sqlite:///x.db", "ZGWID_DATABASE_URL"),
+        ("ZGWID_ENCRYPTION_KEYS", "", "ZGWID_ENCRYPTION_KEYS"),
+        ("ZGWID_BASE_URL", "http://id.gemeente.nl", "ZGWID_BASE_URL"),
+        ("ZGWID_CODE_KEY", "short", "ZGWID_CODE_KEY"),
+        ("ZGWID_LEVEL_MUTUAL", "laag", "ZGWID_LEVEL_MUTUAL"),
+        ("ZGWID_CITIZEN_IDLE_MINUTES", "30", "ZGWID_CITIZEN_IDLE_MINUTES"),
+    ],
+)
 def test_production_refuses_a_development_default_and_names_the_setting(variable, value, named):
     """The error message names the wrong setting."""
     with pytest.raises(ConfigError, match=named):

@@ -136,8 +136,9 @@ def test_staff_form_with_an_invalid_bsn_shows_a_dutch_field_error_and_does_not_e
     """400, an error next to the field, the typed value not put back in the page."""
     staff = Staff.login(app)
     page = staff.client.get("/staff/")
-    resp = staff.client.post("/staff/sessions", data={"csrf_token": csrf(page.text), "flow": "known-citizen",
-                                                      "bsn": "123456789"})
+    resp = staff.client.post(
+        "/staff/sessions", data={"csrf_token": csrf(page.text), "flow": "known-citizen", "bsn": "123456789"}
+    )
     assert resp.status_code == 400 and "geen geldig burgerservicenummer" in resp.text
     assert "123456789" not in resp.text and 'aria-invalid="true"' in resp.text
 
@@ -211,17 +212,20 @@ def test_the_api_mutual_flow_hands_over_the_bsn_and_complete_erases_it(app):
     assert client.get(f"/api/v1/sessions/{body['id']}", headers=AUTH).status_code == 404
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"flow": "known-citizen", "bsn": "123456789"}, "bsn"),
-    ({"flow": "known-citizen"}, "bsn"),
-    ({"flow": "known-citizen", "bsn": 999993653}, "bsn"),
-    ({"flow": "sideways"}, "flow"),
-    ({"flow": "mutual", "level": "laag"}, "level"),
-    ({"flow": "mutual", "zaak": "x" * 41}, "zaak"),
-    ({"flow": "new-citizen", "bsn": BSN}, "bsn"),
-    ({"flow": "mutual", "colour": "blue"}, "colour"),
-    ({"flow": "mutual", "register": "yes"}, "register"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"flow": "known-citizen", "bsn": "123456789"}, "bsn"),
+        ({"flow": "known-citizen"}, "bsn"),
+        ({"flow": "known-citizen", "bsn": 999993653}, "bsn"),
+        ({"flow": "sideways"}, "flow"),
+        ({"flow": "mutual", "level": "laag"}, "level"),
+        ({"flow": "mutual", "zaak": "x" * 41}, "zaak"),
+        ({"flow": "new-citizen", "bsn": BSN}, "bsn"),
+        ({"flow": "mutual", "colour": "blue"}, "colour"),
+        ({"flow": "mutual", "register": "yes"}, "register"),
+    ],
+)
 def test_invalid_api_input_answers_400_with_the_field_named(app, body, field):
     """problem+json with invalidParams[0].name = the wrong field; never a 500."""
     resp = api_start(app, body)

@@ -30,7 +30,7 @@ def select_locale() -> str:
 
 
 def register_web(app: Flask, services: Services) -> None:
-    from . import api, citizen, digid, health, presenters, staff
+    from . import api, citizen, digid, health, oidc, presenters, staff
 
     # The pages live next to the blueprints (web/templates, web/static), not next to app.py.
     app.template_folder = str(WEB_DIR / "templates")
@@ -59,6 +59,7 @@ def register_web(app: Flask, services: Services) -> None:
     app.register_blueprint(citizen.bp)
     app.register_blueprint(digid.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(oidc.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     security.init_app(app, services)

@@ -31,6 +31,7 @@ class Services:
     idp: IdentityProvider
     renderer: ProofRenderer
     registry_factory: Any  # () -> ZaakRegistry; lazy, so a zaaksysteem that is down does not stop start-up
+    brp: Any = None  # adapters.brp.HaalCentraalBrp when settings.brp.url is set; None: no BRP lookup
     _registry: ZaakRegistry | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -111,6 +112,12 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
 
         renderer = ReportlabProofRenderer()
 
+    brp = adapters.get("brp")
+    if brp is None and settings.brp.url:
+        from .adapters.brp import HaalCentraalBrp
+
+        brp = HaalCentraalBrp(settings.brp, http=http)
+
     registry = adapters.get("registry")
 
     def registry_factory() -> ZaakRegistry:
@@ -130,7 +137,7 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
         return build_registry(settings, http=share_transports, roots=roots)
 
     services = Services(settings=settings, store=store, clock=clock, idp=idp, renderer=renderer,
-                        registry_factory=registry_factory)
+                        registry_factory=registry_factory, brp=brp)
     app.extensions["zgwid"] = services
 
     from .web import register_web

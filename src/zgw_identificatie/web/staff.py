@@ -124,8 +124,12 @@ def detail(session_id: str) -> Any:
     url = citizen_url(ident)
     qr = segno.make(url, error="m").svg_data_uri(scale=5, border=2, dark="#000", light="#fff")
     status = session_status(ident, svc.store, svc.clock.now())
+    # §2.3 with a BRP configured: naam, geboortedatum and adres for the BSN (page only, not the polled fragment).
+    brp = getattr(svc, "brp", None)
+    brp_result = (brp.lookup(ident.bsn, gebruiker=g.staff["id"])
+                  if brp is not None and ident.flow is Flow.MUTUAL and ident.bsn is not None else None)
     return render_template("staff/session.html", ident=ident, url=url, qr=qr, status=status,
-                           code=grouped(status["code"]), Flow=Flow, SessionState=SessionState)
+                           code=grouped(status["code"]), Flow=Flow, SessionState=SessionState, brp=brp_result)
 
 
 @bp.get("/sessions/<session_id>/status.json")

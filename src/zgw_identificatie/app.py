@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
     if settings.zgw.sandbox:
         from .demo.zgw_sandbox import create_sandbox_blueprint
 
-        demo_blueprints.append(("/sandbox", create_sandbox_blueprint(settings)))
+        demo_blueprints.append(("/sandbox", create_sandbox_blueprint(settings, clock=clock)))
 
     idp = adapters.get("idp")
     if idp is None:

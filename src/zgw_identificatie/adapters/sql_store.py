@@ -299,8 +299,8 @@ class SqlSessionStore:
     def update_registration(self, registration: Registration) -> None:
         row = self._registration_row(registration)
         row.pop("id")
-        if registration.finished:
-            row["lease_until"] = None
+        if registration.finished or registration.next_attempt_at > registration.updated_at:
+            row["lease_until"] = None  # done, or a retry is scheduled: the next due claim may take it
         with self.engine.begin() as conn:
             conn.execute(registrations.update().where(registrations.c.id == registration.id).values(**row))
 

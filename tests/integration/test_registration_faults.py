@@ -25,7 +25,8 @@ from zgw_identificatie.domain.sessions import Flow, IdentificationSession, Regis
 from zgw_identificatie.flows.registration import process_due, run_registration, start_registration
 from zgw_identificatie.settings import Settings
 from zgw_identificatie.testing.clock import FixedClock
-from zgw_identificatie.testing.zgw import FakeProofRenderer, MemoryRegistrationStore
+from zgw_identificatie.testing.store import InMemorySessionStore
+from zgw_identificatie.testing.zgw import FakeProofRenderer
 
 BASE = "http://zgwid.test"
 BSN = "111222333"
@@ -44,7 +45,7 @@ class Stack:
     settings: Settings
     sandbox: ZgwSandbox
     registry: ZgwHttpRegistry
-    store: MemoryRegistrationStore
+    store: InMemorySessionStore
     renderer: FakeProofRenderer | ReportlabProofRenderer
 
     def start(self, existing_zaak: str | None = None) -> Registration:
@@ -124,7 +125,7 @@ def make_stack(*, renderer: FakeProofRenderer | ReportlabProofRenderer | None = 
         settings, http=sandbox_http(app, BASE), roots=sandbox_api_roots(BASE), today=clock.now().date()
     )
     return Stack(
-        clock, settings, blueprint.sandbox, registry, MemoryRegistrationStore(), renderer or FakeProofRenderer()
+        clock, settings, blueprint.sandbox, registry, InMemorySessionStore(), renderer or FakeProofRenderer()
     )
 
 

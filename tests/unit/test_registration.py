@@ -17,7 +17,8 @@ from zgw_identificatie.domain.sessions import Flow, IdentificationSession, Regis
 from zgw_identificatie.flows.registration import process_due, run_registration, start_registration
 from zgw_identificatie.settings import Settings
 from zgw_identificatie.testing.clock import FixedClock
-from zgw_identificatie.testing.zgw import FakeProofRenderer, FakeZaakRegistry, MemoryRegistrationStore
+from zgw_identificatie.testing.store import InMemorySessionStore
+from zgw_identificatie.testing.zgw import FakeProofRenderer, FakeZaakRegistry
 
 BSN = "111222333"
 
@@ -62,7 +63,7 @@ def make_proof(clock: FixedClock, zaak: str = "") -> ProofData:
 class World:
     def __init__(self, existing_zaak: str | None = None, max_attempts: int = 12) -> None:
         self.clock = FixedClock(datetime(2026, 11, 29, 14, 0, tzinfo=UTC))
-        self.store = MemoryRegistrationStore()
+        self.store = InMemorySessionStore()
         self.registry = FakeZaakRegistry()
         self.renderer = FakeProofRenderer()
         self.settings = Settings(registration_max_attempts=max_attempts)

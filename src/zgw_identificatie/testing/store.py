@@ -19,6 +19,7 @@ class InMemorySessionStore:
         self.flows: dict[str, tuple[LoginFlow, bool]] = {}
         self.once: dict[tuple[str, str], datetime] = {}
         self.registrations: dict[str, Registration] = {}
+        self.history: list[Registration] = []  # every stored version of every registration, in order
         self.leases: dict[str, datetime] = {}
         self.audit: list[AuditEvent] = []
         self._lock = threading.Lock()
@@ -61,6 +62,7 @@ class InMemorySessionStore:
 
     def add_registration(self, registration: Registration) -> None:
         self.registrations[registration.id] = registration
+        self.history.append(registration)
 
     def get_registration(self, registration_id: str) -> Registration | None:
         return self.registrations.get(registration_id)
@@ -72,9 +74,10 @@ class InMemorySessionStore:
     def update_registration(self, registration: Registration) -> None:
         if registration.state is RegistrationState.DONE:
             registration = replace(registration, proof=None)
-        if registration.finished:
-            self.leases.pop(registration.id, None)
+        if registration.finished or registration.next_attempt_at > registration.updated_at:
+            self.leases.pop(registration.id, None)  # as the SQL store: a scheduled retry is claimable when due
         self.registrations[registration.id] = registration
+        self.history.append(registration)
 
     def claim_due_registrations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Registration]:
         with self._lock:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from ..domain.bsn import Bsn
 from ..domain.errors import ZaakNotFound
 from ..domain.proof import ProofData
-from ..domain.registration import Registration
-from ..domain.sessions import IdentificationSession, RegistrationState
 from ..ports import ZaakRef
 
 BASE = "https://zaken.fake"
@@ -188,61 +186,3 @@ class FakeProofRenderer:
             raise self.error
         self.rendered.append(proof)
         return b"%PDF-1.4\n% fake proof " + proof.zaak_identificatie.encode() + b"\n%%EOF\n"
-
-
-@dataclass
-class MemoryRegistrationStore:
-    """The part of ports.SessionStore a registration uses (sessions and registrations), in memory.
-
-    Registrations are stored as given, so a test sees exactly what the flow persisted and when.
-    ``history`` holds every stored version, in order.
-    """
-
-    sessions: dict[str, IdentificationSession] = field(default_factory=dict)
-    registrations: dict[str, Registration] = field(default_factory=dict)
-    history: list[Registration] = field(default_factory=list)
-    leases: dict[str, datetime] = field(default_factory=dict)
-
-    def add(self, session: IdentificationSession) -> None:
-        self.sessions[session.id] = session
-
-    def get(self, session_id: str) -> IdentificationSession | None:
-        return self.sessions.get(session_id)
-
-    def update(self, session: IdentificationSession) -> None:
-        self.sessions[session.id] = session
-
-    def delete(self, session_id: str) -> bool:
-        return self.sessions.pop(session_id, None) is not None
-
-    def add_registration(self, registration: Registration) -> None:
-        self.registrations[registration.id] = registration
-        self.history.append(registration)
-
-    def get_registration(self, registration_id: str) -> Registration | None:
-        return self.registrations.get(registration_id)
-
-    def registration_for_session(self, session_id: str) -> Registration | None:
-        found = [r for r in self.registrations.values() if r.session_id == session_id]
-        return max(found, key=lambda r: r.created_at) if found else None
-
-    def update_registration(self, registration: Registration) -> None:
-        self.registrations[registration.id] = registration
-        self.history.append(registration)
-        # The attempt is over when the registration is finished or scheduled for later: release the
-        # lease so the retry can be claimed as soon as it is due (claiming also needs next_attempt_at <= now).
-        if registration.finished or registration.next_attempt_at > registration.updated_at:
-            self.leases.pop(registration.id, None)
-
-    def claim_due_registrations(self, now: datetime, *, lease_seconds: int, limit: int) -> list[Registration]:
-        due = [
-            r
-            for r in self.registrations.values()
-            if r.state in (RegistrationState.PENDING, RegistrationState.RETRYING)
-            and r.next_attempt_at <= now
-            and (r.id not in self.leases or self.leases[r.id] < now)
-        ]
-        due.sort(key=lambda r: r.next_attempt_at)
-        for r in due[:limit]:
-            self.leases[r.id] = now + timedelta(seconds=lease_seconds)
-        return due[:limit]

@@ -143,6 +143,9 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
     from .web import register_web
 
     register_web(app, services)
+    from .web import ratelimit
+
+    ratelimit.init_app(app, settings)
     for prefix, bp in demo_blueprints:
         app.register_blueprint(bp, url_prefix=prefix)
 

@@ -42,11 +42,14 @@ def link_problem(exc: Exception) -> tuple[str, int]:
 def _citizen_done(session_id: str) -> bool:
     if session.get("citizen_done") != session_id:
         return False
-    idle = services().settings.citizen_idle_minutes * 60
-    if time.time() - float(session.get("citizen_seen", 0)) > idle:
-        session.pop("citizen_done", None)
+    settings = services().settings
+    now = time.time()
+    idle = now - float(session.get("citizen_seen", 0)) > settings.citizen_idle_minutes * 60
+    too_old = now - float(session.get("citizen_since", 0)) > settings.session_minutes * 60  # R15: absolute cap
+    if idle or too_old:
+        session.clear()
         return False
-    session["citizen_seen"] = time.time()
+    session["citizen_seen"] = now
     return True
 
 

@@ -82,7 +82,7 @@ def acs() -> Response:
         return _failure(getattr(exc, "reason", exc.code))
     session.clear()  # a new browser session at login (R15)
     session["citizen_done"] = done.id
-    session["citizen_seen"] = time.time()
+    session["citizen_seen"] = session["citizen_since"] = time.time()
     resp = redirect(url_for("citizen.result", session_id=done.id), code=303)
     resp.delete_cookie(LOGIN_COOKIE, path="/digid/")
     return resp  # type: ignore[return-value]

@@ -188,6 +188,13 @@ class Settings:
                         raise ConfigError(f"ZGWID_DIGID_{name.upper()} is required with the real DigiD")
                 if not self.digid.idp_cert_files:
                     raise ConfigError("ZGWID_DIGID_IDP_CERT_FILES is required: pin DigiD's signing certificate")
+        if self.oidc.issuer and not (self.oidc.client_id and self.oidc.client_secret):
+            raise ConfigError("ZGWID_OIDC_CLIENT_ID and ZGWID_OIDC_CLIENT_SECRET are required when ZGWID_OIDC_ISSUER "
+                              "is set")
+        if self.production:
+            for env_name, url in (("ZGWID_OIDC_ISSUER", self.oidc.issuer), ("ZGWID_BRP_URL", self.brp.url)):
+                if url and not url.startswith("https://"):
+                    raise ConfigError(f"{env_name} must be an https:// URL in production")
         if not self.zgw.sandbox:
             for name in ("zaken_url", "documenten_url", "catalogi_url"):
                 if not getattr(self.zgw, name):

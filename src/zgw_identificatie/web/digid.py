@@ -50,13 +50,14 @@ def _failure(reason: str, status: int = 400) -> Response:
 @bp.get("/acs")
 def acs() -> Response:
     svc = services()
+    # The browser's login flow is consumed by any call, so a failed call cannot be followed by a retry (R12).
+    flow = svc.store.take_login_flow(request.cookies.get(LOGIN_COOKIE, ""), svc.clock.now())
     if "SAMLResponse" in request.values:
         return _failure("SAMLResponse on the artifact ACS (R5)")
     artifact = request.args.get("SAMLart", "")
     relay_state = request.args.get("RelayState", "")
     if not artifact or len(artifact) > MAX_ARTIFACT_PARAM or len(relay_state.encode()) > MAX_RELAY_STATE:
         return _failure("missing or oversized SAMLart/RelayState")
-    flow = svc.store.take_login_flow(request.cookies.get(LOGIN_COOKIE, ""), svc.clock.now())
     if flow is None:
         return _failure("no unused login flow for this browser (replay or login CSRF, R12)")
     if not hmac.compare_digest(relay_state.encode(), flow.relay_state.encode()):

@@ -99,6 +99,9 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         tmp_path_factory.mktemp("e2e"),
         base_url=base_url,
         staff_users={STAFF_USER: {"name": STAFF_NAME, "password_hash": generate_password_hash(STAFF_PASSWORD)}},
+        # every "person" in the suite browses from 127.0.0.1, so the per-IP limits would count them as one
+        rate_limit_citizen="1000/minute",
+        rate_limit_start="1000/minute",
     )
     app = create_app(settings, adapters={"clock": clock})
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the test report

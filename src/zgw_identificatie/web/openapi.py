@@ -13,7 +13,10 @@ def _problem_response(description: str) -> dict[str, Any]:
 
 _ERRORS = {
     "401": _problem_response("No or wrong API key"),
-    "429": _problem_response("Too many requests"),
+    "429": {
+        **_problem_response("Too many requests for this API client (rate_limit_api, rate_limit_start)"),
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
 }
 
 OPENAPI: dict[str, Any] = {
@@ -41,6 +44,7 @@ OPENAPI: dict[str, Any] = {
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Session"}}},
                     },
                     "400": _problem_response("Invalid body; invalidParams names the field"),
+                    "413": _problem_response("The body is larger than 256 kB"),
                     **_ERRORS,
                 },
             }

@@ -172,13 +172,14 @@ def free_port() -> int:
 
 
 def pg_ready() -> bool:
-    return subprocess.run(["pg_isready",  # noqa: S607 - the PostgreSQL client tools on PATH "-q", "-h", "127.0.0.1", "-p", "5432"], check=False).returncode == 0
+    cmd = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"]
+    return subprocess.run(cmd, check=False).returncode == 0  # noqa: S603 - fixed argv, tools on PATH
 
 
 def pg_ctl(action: str) -> None:
     version = sorted(os.listdir("/etc/postgresql"))[-1]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True,  # noqa: S603,S607
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
 
 
 def ensure_postgres() -> None:

@@ -35,8 +35,12 @@ def register_web(app: Flask, services: Services) -> None:
     # The pages live next to the blueprints (web/templates, web/static), not next to app.py.
     app.template_folder = str(WEB_DIR / "templates")
     app.static_folder = str(WEB_DIR / "static")
-    Babel(app, locale_selector=select_locale, default_locale="nl",
-          default_translation_directories=str(WEB_DIR.parent / "translations"))
+    Babel(
+        app,
+        locale_selector=select_locale,
+        default_locale="nl",
+        default_translation_directories=str(WEB_DIR.parent / "translations"),
+    )
     app.jinja_env.globals.update(settings=services.settings, csrf_token=security.csrf_token, LANGUAGES=LANGUAGES)
     app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}
     app.add_template_filter(presenters.grouped, "grouped")

@@ -131,12 +131,24 @@ def test_a_new_registration_creates_zaak_rol_status_document_and_link_in_that_or
 
 
 def test_each_created_url_is_stored_before_the_next_step_runs() -> None:
-    """The stored history gains one URL per step, so a crash between steps loses nothing."""
+    """Each step is marked uncertain before its write and its URL stored after it: a crash loses nothing."""
     world = World()
     world.run()
     fields = ["zaak_url", "rol_url", "status_url", "document_url", "link_url"]
-    filled = [sum(getattr(r, f) is not None for f in fields) for r in world.store.history]
-    assert filled[:6] == [0, 1, 2, 3, 4, 5]
+    seen = [(sum(getattr(r, f) is not None for f in fields), r.uncertain_step) for r in world.store.history]
+    assert seen[:11] == [
+        (0, None),
+        (0, "zaak"),
+        (1, None),
+        (1, "rol"),
+        (2, None),
+        (2, "status"),
+        (3, None),
+        (3, "document"),
+        (4, None),
+        (4, "link"),
+        (5, None),
+    ]
 
 
 def test_the_start_registration_is_persisted_pending_and_due_now() -> None:

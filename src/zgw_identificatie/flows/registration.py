@@ -92,19 +92,22 @@ def run_registration(
         zaak_url = cast(str, reg.zaak_url)
         if reg.rol_url is None:
             step = "rol"
-            rol_url = registry.find_initiator(zaak_url=zaak_url, bsn=proof.bsn) if reg.uncertain_step == step else None
+            reg, unsure = _begin(reg, step, store, clock)
+            rol_url = registry.find_initiator(zaak_url=zaak_url, bsn=proof.bsn) if unsure else None
             rol_url = rol_url or registry.add_initiator(zaak_url=zaak_url, bsn=proof.bsn, toelichting=ROL_TOELICHTING)
             reg = _save(reg, store, clock, rol_url=rol_url)
         if reg.status_url is None and reg.existing_zaak is None:
             step = "status"
-            status_url = registry.find_status(zaak_url=zaak_url) if reg.uncertain_step == step else None
+            reg, unsure = _begin(reg, step, store, clock)
+            status_url = registry.find_status(zaak_url=zaak_url) if unsure else None
             status_url = status_url or registry.set_first_status(
                 zaak_url=zaak_url, when=clock.now(), toelichting=STATUS_TOELICHTING
             )
             reg = _save(reg, store, clock, status_url=status_url)
         if reg.document_url is None:
             step = "document"
-            document_url = registry.find_document(marker=reg.id) if reg.uncertain_step == step else None
+            reg, unsure = _begin(reg, step, store, clock)
+            document_url = registry.find_document(marker=reg.id) if unsure else None
             if document_url is None:
                 pdf = renderer.render(replace(proof, zaak_identificatie=reg.zaak_identificatie or ""))
                 document_url = registry.upload_document(
@@ -119,9 +122,8 @@ def run_registration(
         if reg.link_url is None:
             step = "link"
             document_url = cast(str, reg.document_url)
-            link_url = (
-                registry.find_link(zaak_url=zaak_url, document_url=document_url) if reg.uncertain_step == step else None
-            )
+            reg, unsure = _begin(reg, step, store, clock)
+            link_url = registry.find_link(zaak_url=zaak_url, document_url=document_url) if unsure else None
             link_url = link_url or registry.link_document(
                 zaak_url=zaak_url, document_url=document_url, titel=DOCUMENT_TITEL
             )
@@ -182,9 +184,8 @@ def _zaak_step(
         ref = registry.find_zaak(reg.existing_zaak)
     else:
         startdatum = proof.identified_at.astimezone(AMSTERDAM).date()
-        found = (
-            registry.find_zaak_by_marker(marker=reg.id, startdatum=startdatum) if reg.uncertain_step == "zaak" else None
-        )
+        reg, unsure = _begin(reg, "zaak", store, clock)
+        found = registry.find_zaak_by_marker(marker=reg.id, startdatum=startdatum) if unsure else None
         ref = found or registry.create_zaak(
             marker=reg.id,
             startdatum=startdatum,
@@ -194,6 +195,17 @@ def _zaak_step(
     reg = _save(reg, store, clock, zaak_url=ref.url, zaak_identificatie=ref.identificatie)
     _sync_session(store, reg)
     return reg
+
+
+def _begin(reg: Registration, step: str, store: SessionStore, clock: Clock) -> tuple[Registration, bool]:
+    """Write ahead: mark ``step`` uncertain BEFORE its create call, so a worker killed (or a database lost)
+    between the server's answer and ``_save`` makes the next attempt look the resource up instead of
+    creating a second one. Returns the registration and whether an earlier attempt left this step unsure."""
+    unsure = reg.uncertain_step == step
+    if not unsure:
+        reg = replace(reg, uncertain_step=step, updated_at=clock.now())
+        store.update_registration(reg)
+    return reg, unsure
 
 
 def _save(reg: Registration, store: SessionStore, clock: Clock, **changes: Any) -> Registration:
@@ -244,7 +256,7 @@ def _finish_failed(
 
 def _erase_proof(reg: Registration) -> Registration:
     """The proof is recorded in the zaaksysteem: drop the payload that holds the BSN."""
-    return replace(reg, proof=cast(ProofData, None))
+    return replace(reg, proof=None)
 
 
 def _sync_session(store: SessionStore, reg: Registration) -> None:

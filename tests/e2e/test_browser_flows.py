@@ -225,7 +225,9 @@ def test_mutual_citizen_in_english_sees_the_staff_name_and_staff_see_the_bsn_unt
     assert BSN not in citizen.content()
     check_page(citizen, "citizen-mutual-result-en")
 
-    expect(staff.locator('#status [data-field="bsn"]')).to_have_text(BSN, timeout=15_000)
+    expect(staff.locator("#status [data-bsn]")).to_have_text(BSN, timeout=15_000)
+    spoken_bsn = staff.locator('#status [data-field="bsn"] .zgwid-visually-hidden').inner_text()
+    assert spoken_bsn == " ".join(BSN)  # a screen reader reads the digits, not "999 million …"
     expect(staff.locator('#status [data-field="level"]')).to_have_text("Substantieel")
     session_url = staff.url
     check_page(staff, "staff-mutual-bsn")

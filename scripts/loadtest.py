@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_postgres()
     schema = "zgwid_load_" + secrets.token_hex(4)
-    admin = sa.create_engine(PG_ADMIN_URL)
+    admin = sa.create_engine(PG_ADMIN_URL, pool_pre_ping=True)  # survives --fault pg-restart
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     workdir = Path(tempfile.mkdtemp(prefix="zgwid-load-"))

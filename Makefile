@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup browser-deps postgres lint typecheck bench load clean
+.PHONY: demo test setup browser-deps postgres lint typecheck bench e2e translations clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-node_modules/.installed: package.json
-	npm install --no-audit --no-fund --loglevel=error
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	touch node_modules/.installed
 
 setup: $(STAMP) node_modules/.installed
@@ -34,6 +34,13 @@ postgres:
 
 test: setup browser-deps postgres
 	$(BIN)/python -m pytest -p no:cacheprovider
+
+e2e: setup browser-deps
+	$(BIN)/python -m pytest -p no:cacheprovider -m browser
+
+translations:
+	$(BIN)/pybabel extract -F babel.cfg -k _l --sort-by-file --no-wrap -o src/zgw_identificatie/translations/messages.pot .
+	$(BIN)/pybabel update -i src/zgw_identificatie/translations/messages.pot -d src/zgw_identificatie/translations --no-wrap --ignore-obsolete
 
 lint:
 	$(BIN)/ruff check src tests scripts

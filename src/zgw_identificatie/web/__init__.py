@@ -33,8 +33,6 @@ def register_web(app: Flask, services: Services) -> None:
     from . import api, citizen, digid, health, oidc, presenters, staff
 
     # The pages live next to the blueprints (web/templates, web/static), not next to app.py.
-    app.template_folder = str(WEB_DIR / "templates")
-    app.static_folder = str(WEB_DIR / "static")
     Babel(
         app,
         locale_selector=select_locale,

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; form-action 'self' {form_action}; frame-ancestors 'none'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'{style_extra}; img-src 'self' data:{img_extra}; "
+    "font-src 'self'{style_extra}; connect-src 'self'; form-action 'self' {form_action}; frame-ancestors 'none'; "
     "base-uri 'none'; object-src 'none'"
 )
 
@@ -106,7 +106,10 @@ def staff_required(view: F) -> F:
 def init_app(app: Flask, svc: Services) -> None:
     sso = svc.settings.base_url if svc.settings.digid.simulator else svc.settings.digid.idp_sso_url
     form_action = " ".join(sorted({_origin(sso)} - {""}))
-    csp = CSP.format(form_action=form_action)
+    # A municipality's theme CSS and logo may live on its own site: allow exactly those origins.
+    style_extra = "".join(" " + o for o in sorted({_origin(svc.settings.theme_css_url)} - {""}))
+    img_extra = "".join(" " + o for o in sorted({_origin(svc.settings.logo_url)} - {""}))
+    csp = CSP.format(form_action=form_action, style_extra=style_extra, img_extra=img_extra)
 
     @app.before_request
     def _request_id() -> None:

@@ -116,7 +116,7 @@ def test_new_citizen_logs_in_reads_a_random_code_and_both_see_the_new_zaak(brows
 
     citizen = browsers.open(viewport=PHONE)
     citizen.goto(link)
-    expect(citizen.locator("[data-requester]")).to_have_text("Gemeente Voorbeeld vraagt u om in te loggen met DigiD.")
+    expect(citizen.locator("[data-requester]")).to_have_text("Gemeente Voorbeeld vraagt u in te loggen met DigiD.")
     check_page(citizen, "citizen-new-citizen-start")
     citizen.get_by_role("button", name="Inloggen met DigiD").click()
     digid_simulator(citizen, bsn=BSN, check_as="digid-simulator")

@@ -166,7 +166,7 @@ def test_mutual_shows_the_behandelaar_to_the_citizen_and_the_bsn_to_the_behandel
     sid = staff.start("mutual")
     citizen = Citizen.new(app)
     start = citizen.open(sid)
-    assert "Sanne de Vries van Gemeente Voorbeeld vraagt u" in start.text and "DigiD" in start.text
+    assert "Sanne de Vries van Gemeente Voorbeeld vraagt u in te loggen met DigiD" in start.text
     result = citizen.login(sid, bsn=BSN, loa="substantieel")
     assert "Sanne de Vries" in result.text and BSN not in result.text
     status = staff.status(sid)

@@ -64,8 +64,12 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
     Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
 
     web_dir = Path(__file__).resolve().parent / "web"
-    app = Flask(__name__, instance_path=str(Path(settings.instance_path).resolve()),
-                template_folder=str(web_dir / "templates"), static_folder=str(web_dir / "static"))
+    app = Flask(
+        __name__,
+        instance_path=str(Path(settings.instance_path).resolve()),
+        template_folder=str(web_dir / "templates"),
+        static_folder=str(web_dir / "static"),
+    )
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_NAME="zgwid",
@@ -122,7 +126,7 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
 
     def registry_factory() -> ZaakRegistry:
         if registry is not None:
-            return registry  # type: ignore[no-any-return]
+            return registry
         from .adapters.zgw import build_registry
 
         def share_transports(session: requests.Session) -> None:
@@ -136,8 +140,15 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
             roots = sandbox_api_roots(settings.base_url)
         return build_registry(settings, http=share_transports, roots=roots)
 
-    services = Services(settings=settings, store=store, clock=clock, idp=idp, renderer=renderer,
-                        registry_factory=registry_factory, brp=brp)
+    services = Services(
+        settings=settings,
+        store=store,
+        clock=clock,
+        idp=idp,
+        renderer=renderer,
+        registry_factory=registry_factory,
+        brp=brp,
+    )
     app.extensions["zgwid"] = services
 
     from .web import register_web
@@ -163,4 +174,4 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
 
 
 def services_of(app: Flask) -> Services:
-    return app.extensions["zgwid"]  # type: ignore[no-any-return]
+    return app.extensions["zgwid"]

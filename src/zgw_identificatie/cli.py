@@ -33,34 +33,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
     password = os.environ.get("ZGWID_DEMO_PASSWORD") or secrets.token_urlsafe(9)
     api_key = os.environ.get("ZGWID_API_KEY") or secrets.token_urlsafe(24)
     settings = load_settings(
-        base_url=os.environ.get("ZGWID_BASE_URL", base_url), instance_path=os.environ.get("ZGWID_INSTANCE_PATH",
-                                                                                          "instance/demo"),
-        digid__simulator=True, zgw__sandbox=True,
-        staff_users={"behandelaar": {"name": "Sanne de Vries", "password_hash": generate_password_hash(password)},
-                     "collega": {"name": "Ahmed Bakker", "password_hash": generate_password_hash(password)}},
-        api_keys={"demo": {"key_hash": hash_secret_sha256(api_key), "name": "Demo-client",
-                           "behandelaar": "Team Burgerzaken"}},
+        base_url=os.environ.get("ZGWID_BASE_URL", base_url),
+        instance_path=os.environ.get("ZGWID_INSTANCE_PATH", "instance/demo"),
+        digid__simulator=True,
+        zgw__sandbox=True,
+        staff_users={
+            "behandelaar": {"name": "Sanne de Vries", "password_hash": generate_password_hash(password)},
+            "collega": {"name": "Ahmed Bakker", "password_hash": generate_password_hash(password)},
+        },
+        api_keys={
+            "demo": {"key_hash": hash_secret_sha256(api_key), "name": "Demo-client", "behandelaar": "Team Burgerzaken"}
+        },
     )
     from .app import create_app
 
     app = create_app(settings)
     start_background(services_of(app))
-    print(f"""
+    print(
+        f"""
 zgw-identificatie demo
   Behandelaar:  {settings.base_url}/staff/   gebruiker: behandelaar (of collega)  wachtwoord: {password}
   Zaaksysteem:  {settings.base_url}/sandbox/  (de ZGW-sandbox)
   API:          {settings.base_url}/api/v1/openapi.json   Authorization: Bearer {api_key}
   DigiD:        de simulator ({settings.base_url}/demo/digid/); test-BSN's: 999993653, 999990019, 111222333
 Stop with Ctrl+C.
-""", flush=True)
+""",
+        flush=True,
+    )
     app.run(host="127.0.0.1", port=args.port, threaded=True, use_reloader=False)
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """gunicorn with the app factory (production)."""
-    cmd = ["gunicorn", "--bind", args.bind, "--workers", str(args.workers), "--access-logfile", "-",
-           "zgw_identificatie.wsgi:app"]
+    cmd = [
+        "gunicorn",
+        "--bind",
+        args.bind,
+        "--workers",
+        str(args.workers),
+        "--access-logfile",
+        "-",
+        "zgw_identificatie.wsgi:app",
+    ]
     os.execvp(cmd[0], cmd)  # noqa: S606 - fixed argv
     return 0
 
@@ -150,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=int(os.environ.get("ZGWID_DEMO_PORT", "8000")))
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("serve", help="run under gunicorn")
-    p.add_argument("--bind", default="0.0.0.0:8000")  # noqa: S104 - inside a container
+    p.add_argument("--bind", default="0.0.0.0:8000")  # all interfaces: inside a container
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_serve)
     for name, func, text in [

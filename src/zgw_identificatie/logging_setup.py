@@ -21,7 +21,7 @@ class BsnScrubFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken record is still logged, masked
+        except Exception:  # a broken record is still logged, masked
             message = str(record.msg)
         record.msg = scrub(message)
         record.args = ()

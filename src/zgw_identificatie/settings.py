@@ -28,11 +28,12 @@ class ConfigError(Exception):
     """A setting is missing or wrong; the message names the setting and says what to do."""
 
 
-def setting(default: Any, help: str, *, secret: bool = False, dev_only: Any = dataclasses.MISSING) -> Any:  # noqa: A002
+def setting(default: Any, help: str, *, secret: bool = False, dev_only: Any = dataclasses.MISSING) -> Any:
     """Declare a setting. ``dev_only`` is a value that is refused when ``env`` is production."""
     meta = {"help": help, "secret": secret, "dev_only": dev_only}
     if isinstance(default, list | dict):
-        return field(default_factory=lambda d=default: json.loads(json.dumps(d)), metadata=meta)
+        frozen = json.dumps(default)
+        return field(default_factory=lambda: json.loads(frozen), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -40,18 +41,21 @@ def setting(default: Any, help: str, *, secret: bool = False, dev_only: Any = da
 class DigidSettings:
     simulator: bool = setting(True, "Use the built-in DigiD simulator (demo and tests only)", dev_only=True)
     sp_entity_id: str = setting("", "Our SAML entityID; empty: <base_url>/digid/metadata")
-    idp_entity_id: str = setting("", "DigiD's entityID, e.g. https://was-preprod1.digid.nl/saml/idp/metadata; "
-                                     "empty with the simulator")
+    idp_entity_id: str = setting(
+        "", "DigiD's entityID, e.g. https://was-preprod1.digid.nl/saml/idp/metadata; empty with the simulator"
+    )
     idp_sso_url: str = setting("", "DigiD's SingleSignOnService URL (HTTP-POST binding)")
     idp_ars_url: str = setting("", "DigiD's ArtifactResolutionService URL (SOAP, index 0)")
     idp_cert_files: list[str] = setting([], "PEM files of DigiD's pinned signing certificate(s); two during a rollover")
     sp_key_file: str = setting("", "PEM private key that signs our AuthnRequests and ArtifactResolves")
     sp_cert_file: str = setting("", "PEM certificate published in our SP metadata (PKIoverheid)")
-    tls_client_cert_file: str = setting("", "PEM client certificate for mutual TLS on the artifact back channel; "
-                                            "empty: sp_cert_file")
+    tls_client_cert_file: str = setting(
+        "", "PEM client certificate for mutual TLS on the artifact back channel; empty: sp_cert_file"
+    )
     tls_client_key_file: str = setting("", "PEM key of the TLS client certificate; empty: sp_key_file")
-    ca_bundle_file: str = setting("", "CA bundle that verifies DigiD's server (with the PKIoverheid private G1 "
-                                      "root); empty: system store")
+    ca_bundle_file: str = setting(
+        "", "CA bundle that verifies DigiD's server (with the PKIoverheid private G1 root); empty: system store"
+    )
     soap_content_type: str = setting("text/xml", "Content-Type of the ArtifactResolve (SOAP 1.1)")
     connect_timeout: float = setting(5.0, "Seconds to connect to the artifact resolution service")
     read_timeout: float = setting(10.0, "Seconds to wait for the ArtifactResponse")
@@ -65,8 +69,9 @@ class DigidSettings:
 
 @dataclass
 class ZgwSettings:
-    sandbox: bool = setting(True, "Use the built-in ZGW sandbox (demo only) instead of a real zaaksysteem",
-                            dev_only=True)
+    sandbox: bool = setting(
+        True, "Use the built-in ZGW sandbox (demo only) instead of a real zaaksysteem", dev_only=True
+    )
     zaken_url: str = setting("", "Root of the Zaken API, e.g. https://zaken.example.nl/zaken/api/v1/")
     documenten_url: str = setting("", "Root of the Documenten API")
     catalogi_url: str = setting("", "Root of the Catalogi API")
@@ -76,8 +81,9 @@ class ZgwSettings:
     catalogus_url: str = setting("", "URL of the catalogus holding the zaaktype; empty: look it up by rsin")
     zaaktype_identificatie: str = setting("VIDEO-ID", "identificatie of the zaaktype (the version valid today is used)")
     roltype_omschrijving_generiek: str = setting("initiator", "omschrijvingGeneriek of the citizen's roltype")
-    informatieobjecttype_omschrijving: str = setting("Bewijs identificatie", "omschrijving of the proof's "
-                                                      "informatieobjecttype")
+    informatieobjecttype_omschrijving: str = setting(
+        "Bewijs identificatie", "omschrijving of the proof's informatieobjecttype"
+    )
     vertrouwelijkheidaanduiding: str = setting("vertrouwelijk", "vertrouwelijkheidaanduiding of the proof document")
     taal: str = setting("nld", "taal of the proof document (ISO 639-2)")
     zaak_omschrijving: str = setting("Identificatie met DigiD tijdens videogesprek", "omschrijving of new zaken")
@@ -111,21 +117,27 @@ class BrpSettings:
 class Settings:
     env: str = setting("development", "development or production; production refuses development defaults")
     base_url: str = setting("http://127.0.0.1:8000", "Public URL of this service as the citizen's browser sees it")
-    secret_key: str = setting(PLACEHOLDER, "Signs browser sessions and CSRF tokens", secret=True,
-                              dev_only=PLACEHOLDER)
-    database_url: str = setting("", "SQLAlchemy URL; empty: SQLite in the instance folder. Production: "
-                                    "postgresql+psycopg://…")
+    secret_key: str = setting(PLACEHOLDER, "Signs browser sessions and CSRF tokens", secret=True, dev_only=PLACEHOLDER)
+    database_url: str = setting(
+        "", "SQLAlchemy URL; empty: SQLite in the instance folder. Production: postgresql+psycopg://…"
+    )
     instance_path: str = setting("instance", "Folder for the SQLite file and the simulator's generated keys")
     log_level: str = setting("INFO", "Log level (DEBUG, INFO, WARNING, ERROR)")
     gemeente_naam: str = setting("Gemeente Voorbeeld", "The municipality's name as registered (shown next to DigiD)")
     gemeentecode: str = setting("9999", "CBS gemeentecode, part of the §2.2 code derivation")
     rsin: str = setting("002220647", "RSIN of the municipality: bronorganisatie of zaken and documents")
-    code_key: str = setting(PLACEHOLDER, "Secret key for §2.2 controlecodes (32+ random bytes)", secret=True,
-                            dev_only=PLACEHOLDER)
-    encryption_keys: list[str] = setting([], "Fernet keys for BSNs at rest, newest first (rotation: add a new "
-                                             "key in front); empty: a dev key", secret=True, dev_only=[])
-    audit_hash_key: str = setting(PLACEHOLDER, "Key of the keyed BSN hash in audit events", secret=True,
-                                  dev_only=PLACEHOLDER)
+    code_key: str = setting(
+        PLACEHOLDER, "Secret key for §2.2 controlecodes (32+ random bytes)", secret=True, dev_only=PLACEHOLDER
+    )
+    encryption_keys: list[str] = setting(
+        [],
+        "Fernet keys for BSNs at rest, newest first (rotation: add a new key in front); empty: a dev key",
+        secret=True,
+        dev_only=[],
+    )
+    audit_hash_key: str = setting(
+        PLACEHOLDER, "Key of the keyed BSN hash in audit events", secret=True, dev_only=PLACEHOLDER
+    )
     session_minutes: int = setting(15, "Lifetime of an identification session and its link")
     staff_idle_minutes: int = setting(30, "Staff browser session idle time-out")
     citizen_idle_minutes: int = setting(15, "Citizen browser session idle time-out (DigiD: at most 15)")
@@ -133,12 +145,15 @@ class Settings:
     level_new_citizen: str = setting("midden", "Minimum DigiD level for §2.1 (basis, midden, substantieel, hoog)")
     level_known_citizen: str = setting("midden", "Minimum DigiD level for §2.2")
     level_mutual: str = setting("midden", "Minimum DigiD level for §2.3")
-    purpose: str = setting("uw identiteit te bevestigen tijdens het videogesprek",
-                           "Purpose shown to the citizen: 'om …'")
+    purpose: str = setting(
+        "uw identiteit te bevestigen tijdens het videogesprek", "Purpose shown to the citizen: 'om …'"
+    )
     staff_users: dict[str, dict[str, str]] = setting(
-        {}, "Local staff accounts: {username: {name, password_hash}} (hash from 'zgw-identificatie hash-password')")
+        {}, "Local staff accounts: {username: {name, password_hash}} (hash from 'zgw-identificatie hash-password')"
+    )
     api_keys: dict[str, dict[str, str]] = setting(
-        {}, "API clients: {client_id: {key_hash, behandelaar, name}} (hash from 'zgw-identificatie hash-password')")
+        {}, "API clients: {client_id: {key_hash, behandelaar, name}} (hash from 'zgw-identificatie hash-password')"
+    )
     registration_max_attempts: int = setting(12, "Give up a registration after this many transient failures")
     worker_in_process: bool = setting(True, "Process registrations in a thread of the web process")
     rate_limit_storage: str = setting("memory://", "Rate limit storage: memory:// or redis://host:6379")
@@ -189,8 +204,9 @@ class Settings:
                 if not self.digid.idp_cert_files:
                     raise ConfigError("ZGWID_DIGID_IDP_CERT_FILES is required: pin DigiD's signing certificate")
         if self.oidc.issuer and not (self.oidc.client_id and self.oidc.client_secret):
-            raise ConfigError("ZGWID_OIDC_CLIENT_ID and ZGWID_OIDC_CLIENT_SECRET are required when ZGWID_OIDC_ISSUER "
-                              "is set")
+            raise ConfigError(
+                "ZGWID_OIDC_CLIENT_ID and ZGWID_OIDC_CLIENT_SECRET are required when ZGWID_OIDC_ISSUER is set"
+            )
         if self.production:
             for env_name, url in (("ZGWID_OIDC_ISSUER", self.oidc.issuer), ("ZGWID_BRP_URL", self.brp.url)):
                 if url and not url.startswith("https://"):
@@ -260,8 +276,11 @@ def _coerce(value: Any, typ: Any, env_name: str) -> Any:
         origin = getattr(typ, "__origin__", None)
         if origin is list:
             if text_input:
-                value = json.loads(value) if value.strip().startswith("[") else [
-                    v.strip() for v in value.split(",") if v.strip()]
+                value = (
+                    json.loads(value)
+                    if value.strip().startswith("[")
+                    else [v.strip() for v in value.split(",") if v.strip()]
+                )
             if not isinstance(value, list):
                 raise ValueError("expected a list")
             return [str(v) for v in value]
@@ -292,8 +311,9 @@ def _apply(target: Any, values: Mapping[str, Any], section: str, source: str) ->
             setattr(target, key, _coerce(value, hints[key], _env_name(section, key)))
 
 
-def load_settings(environ: Mapping[str, str] | None = None, *, config_file: str | None = None,
-                  validate: bool = True, **overrides: Any) -> Settings:
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, config_file: str | None = None, validate: bool = True, **overrides: Any
+) -> Settings:
     """Defaults → TOML file → environment → keyword overrides (tests); then validate."""
     environ = os.environ if environ is None else environ
     settings = Settings()

@@ -17,8 +17,14 @@ def run_once(services: Services, *, limit: int = 20) -> int:
     """Process the registrations that are due; returns how many were attempted."""
     from .flows.registration import process_due
 
-    return process_due(store=services.store, registry=services.registry, renderer=services.renderer,
-                       clock=services.clock, settings=services.settings, limit=limit)
+    return process_due(
+        store=services.store,
+        registry=services.registry,
+        renderer=services.renderer,
+        clock=services.clock,
+        settings=services.settings,
+        limit=limit,
+    )
 
 
 def purge(services: Services) -> dict[str, int]:
@@ -33,12 +39,12 @@ def loop(services: Services, stop: threading.Event, *, interval: float = 1.0) ->
     while not stop.is_set():
         try:
             run_once(services)
-        except Exception:  # noqa: BLE001 - the loop must survive; the registration keeps its state
+        except Exception:  # the loop must survive; the registration keeps its state
             log.exception("registration worker iteration failed")
         if time.monotonic() - last_purge >= services.settings.purge_interval_seconds:
             try:
                 purge(services)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("purge failed")
             last_purge = time.monotonic()
         stop.wait(interval)

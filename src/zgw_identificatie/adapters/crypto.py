@@ -21,8 +21,10 @@ class DataCipher:
         try:
             self._fernet = MultiFernet([Fernet(k.encode() if isinstance(k, str) else k) for k in keys])
         except (ValueError, TypeError):
-            raise ValueError("ZGWID_ENCRYPTION_KEYS holds a value that is not a Fernet key "
-                             "(make one with 'zgw-identificatie generate-key')") from None
+            raise ValueError(
+                "ZGWID_ENCRYPTION_KEYS holds a value that is not a Fernet key "
+                "(make one with 'zgw-identificatie generate-key')"
+            ) from None
 
     @classmethod
     def for_development(cls, secret: str) -> DataCipher:

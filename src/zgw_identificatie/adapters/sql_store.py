@@ -53,7 +53,8 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 metadata = sa.MetaData()
 
 sessions = sa.Table(
-    "sessions", metadata,
+    "sessions",
+    metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("flow", sa.String(20), nullable=False),
     sa.Column("state", sa.String(20), nullable=False),
@@ -79,7 +80,8 @@ sessions = sa.Table(
 )
 
 login_flows = sa.Table(
-    "login_flows", metadata,
+    "login_flows",
+    metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("session_id", sa.String(64), nullable=False, index=True),
     sa.Column("request_id", sa.String(100), nullable=False),
@@ -90,14 +92,16 @@ login_flows = sa.Table(
 )
 
 one_time_ids = sa.Table(
-    "one_time_ids", metadata,
+    "one_time_ids",
+    metadata,
     sa.Column("kind", sa.String(30), primary_key=True),
     sa.Column("value", sa.String(200), primary_key=True),
     sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
 )
 
 registrations = sa.Table(
-    "registrations", metadata,
+    "registrations",
+    metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("session_id", sa.String(64), nullable=False, index=True),
     sa.Column("payload_enc", sa.LargeBinary),
@@ -120,7 +124,8 @@ registrations = sa.Table(
 )
 
 audit_events = sa.Table(
-    "audit_events", metadata,
+    "audit_events",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", UTCDateTime(), nullable=False, index=True),
     sa.Column("actor", sa.String(200), nullable=False),
@@ -174,28 +179,52 @@ class SqlSessionStore:
 
     def _session_row(self, s: IdentificationSession) -> dict[str, Any]:
         return {
-            "id": s.id, "flow": s.flow.value, "state": s.state.value, "created_at": s.created_at,
-            "expires_at": s.expires_at, "owner_id": s.owner_id, "owner_name": s.owner_name,
-            "gemeente": s.gemeente, "min_level": int(s.min_level), "purpose": s.purpose,
-            "expected_code": s.expected_code, "citizen_code": s.citizen_code, "code_match": s.code_match,
+            "id": s.id,
+            "flow": s.flow.value,
+            "state": s.state.value,
+            "created_at": s.created_at,
+            "expires_at": s.expires_at,
+            "owner_id": s.owner_id,
+            "owner_name": s.owner_name,
+            "gemeente": s.gemeente,
+            "min_level": int(s.min_level),
+            "purpose": s.purpose,
+            "expected_code": s.expected_code,
+            "citizen_code": s.citizen_code,
+            "code_match": s.code_match,
             "bsn_enc": self.cipher.encrypt(s.bsn.value.encode()) if s.bsn else None,
-            "level": int(s.level) if s.level else None, "opened_at": s.opened_at,
-            "authenticated_at": s.authenticated_at, "register": s.register,
-            "zaak_identificatie": s.zaak_identificatie, "zaak_url": s.zaak_url,
+            "level": int(s.level) if s.level else None,
+            "opened_at": s.opened_at,
+            "authenticated_at": s.authenticated_at,
+            "register": s.register,
+            "zaak_identificatie": s.zaak_identificatie,
+            "zaak_url": s.zaak_url,
             "registration_state": s.registration_state.value if s.registration_state else None,
             "registration_error": s.registration_error,
         }
 
     def _session(self, r: Any) -> IdentificationSession:
         return IdentificationSession(
-            id=r.id, flow=Flow(r.flow), state=SessionState(r.state), created_at=r.created_at,
-            expires_at=r.expires_at, owner_id=r.owner_id, owner_name=r.owner_name, gemeente=r.gemeente,
-            min_level=AssuranceLevel(r.min_level), purpose=r.purpose, expected_code=r.expected_code,
-            citizen_code=r.citizen_code, code_match=r.code_match,
+            id=r.id,
+            flow=Flow(r.flow),
+            state=SessionState(r.state),
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+            owner_id=r.owner_id,
+            owner_name=r.owner_name,
+            gemeente=r.gemeente,
+            min_level=AssuranceLevel(r.min_level),
+            purpose=r.purpose,
+            expected_code=r.expected_code,
+            citizen_code=r.citizen_code,
+            code_match=r.code_match,
             bsn=Bsn(self.cipher.decrypt(r.bsn_enc).decode()) if r.bsn_enc else None,
-            level=AssuranceLevel(r.level) if r.level else None, opened_at=r.opened_at,
-            authenticated_at=r.authenticated_at, register=r.register,
-            zaak_identificatie=r.zaak_identificatie, zaak_url=r.zaak_url,
+            level=AssuranceLevel(r.level) if r.level else None,
+            opened_at=r.opened_at,
+            authenticated_at=r.authenticated_at,
+            register=r.register,
+            zaak_identificatie=r.zaak_identificatie,
+            zaak_url=r.zaak_url,
             registration_state=RegistrationState(r.registration_state) if r.registration_state else None,
             registration_error=r.registration_error,
         )
@@ -221,8 +250,9 @@ class SqlSessionStore:
             return conn.execute(sessions.delete().where(sessions.c.id == session_id)).rowcount > 0
 
     def list_for_owner(self, owner_id: str, *, limit: int = 50) -> Sequence[IdentificationSession]:
-        query = (sessions.select().where(sessions.c.owner_id == owner_id)
-                 .order_by(sessions.c.created_at.desc()).limit(limit))
+        query = (
+            sessions.select().where(sessions.c.owner_id == owner_id).order_by(sessions.c.created_at.desc()).limit(limit)
+        )
         with self.engine.connect() as conn:
             return [self._session(r) for r in conn.execute(query)]
 
@@ -230,23 +260,35 @@ class SqlSessionStore:
 
     def add_login_flow(self, flow: LoginFlow) -> None:
         with self.engine.begin() as conn:
-            conn.execute(login_flows.insert().values(
-                id=flow.id, session_id=flow.session_id, request_id=flow.request_id,
-                relay_state=flow.relay_state, created_at=flow.created_at, expires_at=flow.expires_at))
+            conn.execute(
+                login_flows.insert().values(
+                    id=flow.id,
+                    session_id=flow.session_id,
+                    request_id=flow.request_id,
+                    relay_state=flow.relay_state,
+                    created_at=flow.created_at,
+                    expires_at=flow.expires_at,
+                )
+            )
 
     def take_login_flow(self, flow_id: str, now: datetime) -> LoginFlow | None:
         with self.engine.begin() as conn:
             taken = conn.execute(
                 login_flows.update()
-                .where(login_flows.c.id == flow_id, login_flows.c.consumed_at.is_(None),
-                       login_flows.c.expires_at > now)
+                .where(login_flows.c.id == flow_id, login_flows.c.consumed_at.is_(None), login_flows.c.expires_at > now)
                 .values(consumed_at=now)
             ).rowcount
             if taken != 1:
                 return None
             r = conn.execute(login_flows.select().where(login_flows.c.id == flow_id)).one()
-        return LoginFlow(id=r.id, session_id=r.session_id, request_id=r.request_id, relay_state=r.relay_state,
-                         created_at=r.created_at, expires_at=r.expires_at)
+        return LoginFlow(
+            id=r.id,
+            session_id=r.session_id,
+            request_id=r.request_id,
+            relay_state=r.relay_state,
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+        )
 
     def use_once(self, kind: str, value: str, expires_at: datetime) -> bool:
         try:
@@ -261,27 +303,49 @@ class SqlSessionStore:
     def _registration_row(self, reg: Registration) -> dict[str, Any]:
         keep_payload = reg.proof is not None and reg.state is not RegistrationState.DONE
         return {
-            "id": reg.id, "session_id": reg.session_id,
+            "id": reg.id,
+            "session_id": reg.session_id,
             "payload_enc": self.cipher.encrypt(json.dumps(reg.proof.to_dict()).encode())
-            if keep_payload and reg.proof else None,
-            "existing_zaak": reg.existing_zaak, "state": reg.state.value, "created_at": reg.created_at,
-            "updated_at": reg.updated_at, "next_attempt_at": reg.next_attempt_at, "attempts": reg.attempts,
-            "zaak_url": reg.zaak_url, "zaak_identificatie": reg.zaak_identificatie, "rol_url": reg.rol_url,
-            "status_url": reg.status_url, "document_url": reg.document_url, "link_url": reg.link_url,
-            "uncertain_step": reg.uncertain_step, "error": reg.error,
+            if keep_payload and reg.proof
+            else None,
+            "existing_zaak": reg.existing_zaak,
+            "state": reg.state.value,
+            "created_at": reg.created_at,
+            "updated_at": reg.updated_at,
+            "next_attempt_at": reg.next_attempt_at,
+            "attempts": reg.attempts,
+            "zaak_url": reg.zaak_url,
+            "zaak_identificatie": reg.zaak_identificatie,
+            "rol_url": reg.rol_url,
+            "status_url": reg.status_url,
+            "document_url": reg.document_url,
+            "link_url": reg.link_url,
+            "uncertain_step": reg.uncertain_step,
+            "error": reg.error,
             "invalid_params": json.dumps([list(p) for p in reg.invalid_params]),
         }
 
     def _registration(self, r: Any) -> Registration:
-        proof = (ProofData.from_dict(json.loads(self.cipher.decrypt(r.payload_enc)))
-                 if r.payload_enc else None)
+        proof = ProofData.from_dict(json.loads(self.cipher.decrypt(r.payload_enc))) if r.payload_enc else None
         return Registration(
-            id=r.id, session_id=r.session_id, proof=proof, existing_zaak=r.existing_zaak,
-            state=RegistrationState(r.state), created_at=r.created_at, updated_at=r.updated_at,
-            next_attempt_at=r.next_attempt_at, attempts=r.attempts, zaak_url=r.zaak_url,
-            zaak_identificatie=r.zaak_identificatie, rol_url=r.rol_url, status_url=r.status_url,
-            document_url=r.document_url, link_url=r.link_url, uncertain_step=r.uncertain_step, error=r.error,
-            invalid_params=tuple(tuple(p) for p in json.loads(r.invalid_params or "[]")),  # type: ignore[misc]
+            id=r.id,
+            session_id=r.session_id,
+            proof=proof,
+            existing_zaak=r.existing_zaak,
+            state=RegistrationState(r.state),
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            next_attempt_at=r.next_attempt_at,
+            attempts=r.attempts,
+            zaak_url=r.zaak_url,
+            zaak_identificatie=r.zaak_identificatie,
+            rol_url=r.rol_url,
+            status_url=r.status_url,
+            document_url=r.document_url,
+            link_url=r.link_url,
+            uncertain_step=r.uncertain_step,
+            error=r.error,
+            invalid_params=tuple(tuple(p) for p in json.loads(r.invalid_params or "[]")),
         )
 
     def add_registration(self, registration: Registration) -> None:
@@ -294,8 +358,12 @@ class SqlSessionStore:
         return self._registration(row) if row else None
 
     def registration_for_session(self, session_id: str) -> Registration | None:
-        query = (registrations.select().where(registrations.c.session_id == session_id)
-                 .order_by(registrations.c.created_at.desc()).limit(1))
+        query = (
+            registrations.select()
+            .where(registrations.c.session_id == session_id)
+            .order_by(registrations.c.created_at.desc())
+            .limit(1)
+        )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return self._registration(row) if row else None
@@ -316,12 +384,19 @@ class SqlSessionStore:
         )
         claimed = []
         with self.engine.connect() as conn:
-            ids = [r.id for r in conn.execute(sa.select(registrations.c.id).where(due)
-                                              .order_by(registrations.c.next_attempt_at).limit(limit))]
+            ids = [
+                r.id
+                for r in conn.execute(
+                    sa.select(registrations.c.id).where(due).order_by(registrations.c.next_attempt_at).limit(limit)
+                )
+            ]
         for reg_id in ids:
             with self.engine.begin() as conn:
-                won = conn.execute(registrations.update().where(registrations.c.id == reg_id, due)
-                                   .values(lease_until=now + timedelta(seconds=lease_seconds))).rowcount
+                won = conn.execute(
+                    registrations.update()
+                    .where(registrations.c.id == reg_id, due)
+                    .values(lease_until=now + timedelta(seconds=lease_seconds))
+                ).rowcount
                 if won == 1:
                     row = conn.execute(registrations.select().where(registrations.c.id == reg_id)).one()
                     claimed.append(self._registration(row))
@@ -331,17 +406,35 @@ class SqlSessionStore:
 
     def add_audit(self, event: AuditEvent) -> None:
         with self.engine.begin() as conn:
-            conn.execute(audit_events.insert().values(
-                at=event.at, actor=event.actor, flow=event.flow, session_id=event.session_id,
-                event=event.event, outcome=event.outcome, bsn_hash=event.bsn_hash))
+            conn.execute(
+                audit_events.insert().values(
+                    at=event.at,
+                    actor=event.actor,
+                    flow=event.flow,
+                    session_id=event.session_id,
+                    event=event.event,
+                    outcome=event.outcome,
+                    bsn_hash=event.bsn_hash,
+                )
+            )
 
     def list_audit(self, *, session_id: str | None = None, limit: int = 100) -> Sequence[AuditEvent]:
         query = audit_events.select().order_by(audit_events.c.id.desc()).limit(limit)
         if session_id:
             query = query.where(audit_events.c.session_id == session_id)
         with self.engine.connect() as conn:
-            return [AuditEvent(at=r.at, actor=r.actor, flow=r.flow, session_id=r.session_id, event=r.event,
-                               outcome=r.outcome, bsn_hash=r.bsn_hash) for r in conn.execute(query)]
+            return [
+                AuditEvent(
+                    at=r.at,
+                    actor=r.actor,
+                    flow=r.flow,
+                    session_id=r.session_id,
+                    event=r.event,
+                    outcome=r.outcome,
+                    bsn_hash=r.bsn_hash,
+                )
+                for r in conn.execute(query)
+            ]
 
     # --- erasure ---------------------------------------------------------------------------
 
@@ -350,16 +443,26 @@ class SqlSessionStore:
             expired = [r.id for r in conn.execute(sa.select(sessions.c.id).where(sessions.c.expires_at <= now))]
             counts = {
                 "sessions": conn.execute(sessions.delete().where(sessions.c.expires_at <= now)).rowcount,
-                "login_flows": conn.execute(login_flows.delete().where(
-                    sa.or_(login_flows.c.expires_at <= now, login_flows.c.session_id.in_(expired)))).rowcount,
+                "login_flows": conn.execute(
+                    login_flows.delete().where(
+                        sa.or_(login_flows.c.expires_at <= now, login_flows.c.session_id.in_(expired))
+                    )
+                ).rowcount,
                 "one_time_ids": conn.execute(one_time_ids.delete().where(one_time_ids.c.expires_at <= now)).rowcount,
                 "registration_payloads": conn.execute(
-                    registrations.update().where(
+                    registrations.update()
+                    .where(
                         registrations.c.payload_enc.is_not(None),
-                        sa.or_(registrations.c.state == RegistrationState.DONE.value,
-                               sa.and_(registrations.c.state == RegistrationState.FAILED.value,
-                                       registrations.c.updated_at <= now - FAILED_PAYLOAD_RETENTION)))
-                    .values(payload_enc=None)).rowcount,
+                        sa.or_(
+                            registrations.c.state == RegistrationState.DONE.value,
+                            sa.and_(
+                                registrations.c.state == RegistrationState.FAILED.value,
+                                registrations.c.updated_at <= now - FAILED_PAYLOAD_RETENTION,
+                            ),
+                        ),
+                    )
+                    .values(payload_enc=None)
+                ).rowcount,
             }
         return counts
 
@@ -368,12 +471,19 @@ class SqlSessionStore:
         n = 0
         with self.engine.begin() as conn:
             for r in conn.execute(sa.select(sessions.c.id, sessions.c.bsn_enc).where(sessions.c.bsn_enc.is_not(None))):
-                conn.execute(sessions.update().where(sessions.c.id == r.id)
-                             .values(bsn_enc=self.cipher.rotate(r.bsn_enc)))
+                conn.execute(
+                    sessions.update().where(sessions.c.id == r.id).values(bsn_enc=self.cipher.rotate(r.bsn_enc))
+                )
                 n += 1
-            for r in conn.execute(sa.select(registrations.c.id, registrations.c.payload_enc)
-                                  .where(registrations.c.payload_enc.is_not(None))):
-                conn.execute(registrations.update().where(registrations.c.id == r.id)
-                             .values(payload_enc=self.cipher.rotate(r.payload_enc)))
+            for r in conn.execute(
+                sa.select(registrations.c.id, registrations.c.payload_enc).where(
+                    registrations.c.payload_enc.is_not(None)
+                )
+            ):
+                conn.execute(
+                    registrations.update()
+                    .where(registrations.c.id == r.id)
+                    .values(payload_enc=self.cipher.rotate(r.payload_enc))
+                )
                 n += 1
         return n

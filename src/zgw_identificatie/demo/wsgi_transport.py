@@ -24,8 +24,15 @@ class WSGITransport(BaseAdapter):
         self.app = app
         self.calls: list[requests.PreparedRequest] = []
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
-             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
         self.calls.append(request)
         parts = urlsplit(request.url or "")
         body = request.body
@@ -36,7 +43,7 @@ class WSGITransport(BaseAdapter):
             base_url=f"{parts.scheme}://{parts.netloc}",
             path=parts.path,
             query_string=parts.query,
-            headers=dict(request.headers),
+            headers=list(request.headers.items()),
             data=body or b"",
         )
         try:

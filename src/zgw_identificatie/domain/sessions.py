@@ -87,7 +87,11 @@ class IdentificationSession:
     def authenticated(self, now: datetime, *, level: AssuranceLevel, **changes: object) -> IdentificationSession:
         self.ensure_usable_link(now)
         return replace(
-            self, state=SessionState.AUTHENTICATED, authenticated_at=now, level=level, **changes  # type: ignore[arg-type]
+            self,
+            state=SessionState.AUTHENTICATED,
+            authenticated_at=now,
+            level=level,
+            **changes,  # type: ignore[arg-type]
         )
 
     def failed(self) -> IdentificationSession:

@@ -16,27 +16,61 @@ log = logging.getLogger(__name__)
 
 
 def min_level_for(flow: Flow, settings: Settings) -> AssuranceLevel:
-    name = {Flow.NEW_CITIZEN: settings.level_new_citizen, Flow.KNOWN_CITIZEN: settings.level_known_citizen,
-            Flow.MUTUAL: settings.level_mutual}[flow]
+    name = {
+        Flow.NEW_CITIZEN: settings.level_new_citizen,
+        Flow.KNOWN_CITIZEN: settings.level_known_citizen,
+        Flow.MUTUAL: settings.level_mutual,
+    }[flow]
     return AssuranceLevel.from_name(name)
 
 
-def new_session(flow: Flow, *, owner_id: str, owner_name: str, clock: Clock, settings: Settings,
-                min_level: AssuranceLevel | None = None, **fields: object) -> IdentificationSession:
+def new_session(
+    flow: Flow,
+    *,
+    owner_id: str,
+    owner_name: str,
+    clock: Clock,
+    settings: Settings,
+    min_level: AssuranceLevel | None = None,
+    **fields: object,
+) -> IdentificationSession:
     now = clock.now()
     return IdentificationSession(
-        id=new_session_id(), flow=flow, state=SessionState.CREATED,
-        created_at=now, expires_at=expiry(now, settings.session_minutes), owner_id=owner_id,
-        owner_name=owner_name, gemeente=settings.gemeente_naam,
+        id=new_session_id(),
+        flow=flow,
+        state=SessionState.CREATED,
+        created_at=now,
+        expires_at=expiry(now, settings.session_minutes),
+        owner_id=owner_id,
+        owner_name=owner_name,
+        gemeente=settings.gemeente_naam,
         min_level=max(min_level or AssuranceLevel.BASIS, min_level_for(flow, settings)),
-        purpose=settings.purpose, **fields,  # type: ignore[arg-type]
+        purpose=settings.purpose,
+        **fields,  # type: ignore[arg-type]
     )
 
 
-def audit(store: SessionStore, clock: Clock, session: IdentificationSession, *, actor: str, event: str,
-          outcome: str = "ok", bsn_digest: str | None = None) -> None:
-    store.add_audit(AuditEvent(at=clock.now(), actor=actor, flow=session.flow.value, session_id=session.id,
-                               event=event, outcome=outcome, bsn_hash=bsn_digest))
+def audit(
+    store: SessionStore,
+    clock: Clock,
+    session: IdentificationSession,
+    *,
+    actor: str,
+    event: str,
+    outcome: str = "ok",
+    bsn_digest: str | None = None,
+) -> None:
+    store.add_audit(
+        AuditEvent(
+            at=clock.now(),
+            actor=actor,
+            flow=session.flow.value,
+            session_id=session.id,
+            event=event,
+            outcome=outcome,
+            bsn_hash=bsn_digest,
+        )
+    )
     log.info("audit %s %s flow=%s session=%s actor=%s", event, outcome, session.flow.value, session.id[:8], actor)
 
 

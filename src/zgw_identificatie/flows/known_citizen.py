@@ -24,29 +24,53 @@ def _code(settings: Settings, session_id: str, bsn: Bsn) -> str:
     return derive_code(settings.code_key.encode(), gemeentecode=settings.gemeentecode, session_id=session_id, bsn=bsn)
 
 
-def start(bsn: object, *, owner_id: str, owner_name: str, store: SessionStore, clock: Clock, settings: Settings,
-          min_level: AssuranceLevel | None = None, register: bool = False,
-          zaak_identificatie: str | None = None) -> IdentificationSession:
+def start(
+    bsn: object,
+    *,
+    owner_id: str,
+    owner_name: str,
+    store: SessionStore,
+    clock: Clock,
+    settings: Settings,
+    min_level: AssuranceLevel | None = None,
+    register: bool = False,
+    zaak_identificatie: str | None = None,
+) -> IdentificationSession:
     """Parse the BSN (InvalidBsn on error), create the session with the derived code."""
     parsed = Bsn.parse(bsn)
-    session = common.new_session(Flow.KNOWN_CITIZEN, owner_id=owner_id, owner_name=owner_name, clock=clock,
-                                 settings=settings, min_level=min_level, register=register,
-                                 zaak_identificatie=zaak_identificatie or None)
+    session = common.new_session(
+        Flow.KNOWN_CITIZEN,
+        owner_id=owner_id,
+        owner_name=owner_name,
+        clock=clock,
+        settings=settings,
+        min_level=min_level,
+        register=register,
+        zaak_identificatie=zaak_identificatie or None,
+    )
     session = replace(session, expected_code=_code(settings, session.id, parsed))
     store.add(session)
     common.audit(store, clock, session, actor=owner_id, event="session-created")
     return session
 
 
-def citizen_authenticated(session: IdentificationSession, identity: DigidIdentity, *, store: SessionStore,
-                          clock: Clock, settings: Settings) -> IdentificationSession:
+def citizen_authenticated(
+    session: IdentificationSession, identity: DigidIdentity, *, store: SessionStore, clock: Clock, settings: Settings
+) -> IdentificationSession:
     common.check_level(session, identity)
     citizen_code = _code(settings, session.id, identity.bsn)
     match = session.expected_code is not None and codes_equal(citizen_code, session.expected_code)
     done = session.authenticated(clock.now(), level=identity.level, citizen_code=citizen_code, code_match=match)
     store.update(done)
-    common.audit(store, clock, done, actor="citizen", event="digid-login",
-                 outcome="code-match" if match else "code-mismatch", bsn_digest=common.audit_hash(settings, identity))
+    common.audit(
+        store,
+        clock,
+        done,
+        actor="citizen",
+        event="digid-login",
+        outcome="code-match" if match else "code-mismatch",
+        bsn_digest=common.audit_hash(settings, identity),
+    )
     if done.register:
         done = registration_hook.register(done, identity, store=store, clock=clock, settings=settings)
     return done

@@ -15,20 +15,36 @@ from ..settings import Settings
 from . import common, registration_hook
 
 
-def start(*, owner_id: str, owner_name: str, store: SessionStore, clock: Clock, settings: Settings,
-          min_level: AssuranceLevel | None = None) -> IdentificationSession:
-    session = common.new_session(Flow.NEW_CITIZEN, owner_id=owner_id, owner_name=owner_name, clock=clock,
-                                 settings=settings, min_level=min_level, register=True)
+def start(
+    *,
+    owner_id: str,
+    owner_name: str,
+    store: SessionStore,
+    clock: Clock,
+    settings: Settings,
+    min_level: AssuranceLevel | None = None,
+) -> IdentificationSession:
+    session = common.new_session(
+        Flow.NEW_CITIZEN,
+        owner_id=owner_id,
+        owner_name=owner_name,
+        clock=clock,
+        settings=settings,
+        min_level=min_level,
+        register=True,
+    )
     store.add(session)
     common.audit(store, clock, session, actor=owner_id, event="session-created")
     return session
 
 
-def citizen_authenticated(session: IdentificationSession, identity: DigidIdentity, *, store: SessionStore,
-                          clock: Clock, settings: Settings) -> IdentificationSession:
+def citizen_authenticated(
+    session: IdentificationSession, identity: DigidIdentity, *, store: SessionStore, clock: Clock, settings: Settings
+) -> IdentificationSession:
     common.check_level(session, identity)
     done = session.authenticated(clock.now(), level=identity.level, citizen_code=random_code())
     store.update(done)
-    common.audit(store, clock, done, actor="citizen", event="digid-login",
-                 bsn_digest=common.audit_hash(settings, identity))
+    common.audit(
+        store, clock, done, actor="citizen", event="digid-login", bsn_digest=common.audit_hash(settings, identity)
+    )
     return registration_hook.register(done, identity, store=store, clock=clock, settings=settings)

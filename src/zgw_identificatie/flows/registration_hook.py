@@ -11,21 +11,30 @@ from ..settings import Settings
 
 def proof_for(session: IdentificationSession, identity: DigidIdentity) -> ProofData:
     return ProofData(
-        gemeente=session.gemeente, flow=session.flow, zaak_identificatie=session.zaak_identificatie or "",
-        identified_at=session.authenticated_at or identity.authn_instant, level=identity.level, bsn=identity.bsn,
-        assertion_id=identity.assertion_id, issuer=identity.issuer, assertion_sha256=identity.assertion_sha256,
+        gemeente=session.gemeente,
+        flow=session.flow,
+        zaak_identificatie=session.zaak_identificatie or "",
+        identified_at=session.authenticated_at or identity.authn_instant,
+        level=identity.level,
+        bsn=identity.bsn,
+        assertion_id=identity.assertion_id,
+        issuer=identity.issuer,
+        assertion_sha256=identity.assertion_sha256,
         controlecode=session.citizen_code,
         code_check=session.code_match if session.flow is Flow.KNOWN_CITIZEN else None,
-        behandelaar=session.owner_name or None, session_id=session.id,
+        behandelaar=session.owner_name or None,
+        session_id=session.id,
     )
 
 
-def register(session: IdentificationSession, identity: DigidIdentity, *, store: SessionStore, clock: Clock,
-             settings: Settings) -> IdentificationSession:
+def register(
+    session: IdentificationSession, identity: DigidIdentity, *, store: SessionStore, clock: Clock, settings: Settings
+) -> IdentificationSession:
     from .registration import start_registration
 
-    start_registration(session, proof_for(session, identity), existing_zaak=session.zaak_identificatie,
-                       store=store, clock=clock)
+    start_registration(
+        session, proof_for(session, identity), existing_zaak=session.zaak_identificatie, store=store, clock=clock
+    )
     updated = session.with_registration(RegistrationState.PENDING)
     store.update(updated)
     return updated

@@ -14,4 +14,3 @@ class FixedClock:
 
     def advance(self, **kwargs: float) -> None:
         self.current += timedelta(**kwargs)
-

@@ -81,9 +81,13 @@ class InMemorySessionStore:
 
     def claim_due_registrations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Registration]:
         with self._lock:
-            due = [r for r in self.registrations.values()
-                   if r.state in (RegistrationState.PENDING, RegistrationState.RETRYING)
-                   and r.next_attempt_at <= now and self.leases.get(r.id, now - timedelta(1)) < now]
+            due = [
+                r
+                for r in self.registrations.values()
+                if r.state in (RegistrationState.PENDING, RegistrationState.RETRYING)
+                and r.next_attempt_at <= now
+                and self.leases.get(r.id, now - timedelta(1)) < now
+            ]
             due = sorted(due, key=lambda r: r.next_attempt_at)[:limit]
             for r in due:
                 self.leases[r.id] = now + timedelta(seconds=lease_seconds)
@@ -100,7 +104,7 @@ class InMemorySessionStore:
         expired = [k for k, s in self.sessions.items() if s.expires_at <= now]
         for k in expired:
             self.delete(k)
-        old = [k for k, v in self.once.items() if v <= now]
-        for k in old:
-            del self.once[k]
-        return {"sessions": len(expired), "one_time_ids": len(old)}
+        stale = [key for key, until in self.once.items() if until <= now]
+        for key in stale:
+            del self.once[key]
+        return {"sessions": len(expired), "one_time_ids": len(stale)}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, g, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_babel import Babel
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
@@ -81,12 +82,11 @@ def register_web(app: Flask, services: Services) -> None:
             target = "/"
         resp = redirect(target)
         if lang in LANGUAGES:
-            resp.set_cookie("lang", lang, max_age=365 * 86400, samesite="Lax", httponly=True,
-                            secure=request.is_secure)
+            resp.set_cookie("lang", lang, max_age=365 * 86400, samesite="Lax", httponly=True, secure=request.is_secure)
         return resp  # type: ignore[return-value]
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[object, int]:
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         if request.path.startswith("/api/"):
             return api.problem(exc.code or 500, exc.name, exc.description or exc.name)
         titles = {
@@ -106,13 +106,21 @@ def register_web(app: Flask, services: Services) -> None:
             429: _("U heeft het te vaak geprobeerd. Wacht een minuut en probeer het dan opnieuw."),
         }
         code = exc.code or 500
-        return render_template("message.html", title=titles.get(code, _("Er ging iets mis")),
-                               text=texts.get(code, _("Probeer het later opnieuw.")), status=code), code
+        return render_template(
+            "message.html",
+            title=titles.get(code, _("Er ging iets mis")),
+            text=texts.get(code, _("Probeer het later opnieuw.")),
+            status=code,
+        ), code
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> tuple[object, int]:
+    def unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("unexpected error on %s %s (ref %s)", request.method, request.path, g.get("request_id", "-"))
         if request.path.startswith("/api/"):
             return api.problem(500, "Internal Server Error", "An unexpected error occurred.")
-        return render_template("message.html", title=_("Er ging iets mis"),
-                               text=_("Er ging iets mis aan onze kant. Probeer het later opnieuw."), status=500), 500
+        return render_template(
+            "message.html",
+            title=_("Er ging iets mis"),
+            text=_("Er ging iets mis aan onze kant. Probeer het later opnieuw."),
+            status=500,
+        ), 500

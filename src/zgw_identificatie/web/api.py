@@ -41,8 +41,9 @@ def _api_error(exc: ApiError) -> tuple[Response, int]:
 
 
 def _invalid(name: str, code: str, reason: str) -> ApiError:
-    return ApiError(400, "Bad Request", "The request body is not valid.", [{"name": name, "code": code,
-                                                                             "reason": reason}])
+    return ApiError(
+        400, "Bad Request", "The request body is not valid.", [{"name": name, "code": code, "reason": reason}]
+    )
 
 
 @bp.before_request
@@ -64,8 +65,12 @@ def create_session() -> tuple[Response, int]:
     svc = services()
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ApiError(400, "Bad Request", "The body must be a JSON object.",
-                       [{"name": "body", "code": "invalid", "reason": "Expected a JSON object."}])
+        raise ApiError(
+            400,
+            "Bad Request",
+            "The body must be a JSON object.",
+            [{"name": "body", "code": "invalid", "reason": "Expected a JSON object."}],
+        )
     allowed = {"flow", "bsn", "zaak", "register", "level"}
     unknown = sorted(set(body) - allowed)
     if unknown:
@@ -91,8 +96,14 @@ def create_session() -> tuple[Response, int]:
     if flow != Flow.KNOWN_CITIZEN.value and "bsn" in body:
         raise _invalid("bsn", "not-allowed", "A BSN is only given for the known-citizen flow.")
     client = g.api_client
-    owner = {"owner_id": client["id"], "owner_name": client["behandelaar"], "store": svc.store,
-             "clock": svc.clock, "settings": svc.settings, "min_level": level}
+    owner = {
+        "owner_id": client["id"],
+        "owner_name": client["behandelaar"],
+        "store": svc.store,
+        "clock": svc.clock,
+        "settings": svc.settings,
+        "min_level": level,
+    }
     if flow == Flow.KNOWN_CITIZEN.value:
         if "bsn" not in body:
             raise _invalid("bsn", "required", "The citizen's BSN is required for the known-citizen flow.")
@@ -133,8 +144,7 @@ def complete_session(session_id: str) -> tuple[str, int]:
     svc = services()
     ident = _load(session_id)
     if ident.flow is Flow.MUTUAL:
-        mutual.complete(ident.id, owner_id=g.api_client["id"], store=svc.store, clock=svc.clock,
-                        settings=svc.settings)
+        mutual.complete(ident.id, owner_id=g.api_client["id"], store=svc.store, clock=svc.clock, settings=svc.settings)
     elif ident.state is SessionState.AUTHENTICATED:
         svc.store.update(ident.completed())
         common.audit(svc.store, svc.clock, ident, actor=g.api_client["id"], event="completed")

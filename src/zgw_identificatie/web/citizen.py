@@ -27,16 +27,31 @@ LOGIN_FLOW_MINUTES = 15
 def link_problem(exc: Exception) -> tuple[str, int]:
     """A clear Dutch page for a link that cannot be used, with the matching status code."""
     if isinstance(exc, SessionExpired):
-        return render_template("message.html", title=_("Deze link is verlopen"),
-                               text=_("De link is niet meer geldig. Vraag de medewerker in het videogesprek om "
-                                      "een nieuwe link."), status=410), 410
+        return render_template(
+            "message.html",
+            title=_("Deze link is verlopen"),
+            text=_("De link is niet meer geldig. Vraag de medewerker in het videogesprek om een nieuwe link."),
+            status=410,
+        ), 410
     if isinstance(exc, SessionAlreadyUsed):
-        return render_template("message.html", title=_("Deze link is al gebruikt"),
-                               text=_("Met deze link is al ingelogd. Vraag de medewerker in het videogesprek om "
-                                      "een nieuwe link als dat nodig is."), status=409), 409
-    return render_template("message.html", title=_("Deze link werkt niet"),
-                           text=_("Wij kennen deze link niet. Controleer of u de hele link heeft gekopieerd, of "
-                                  "vraag de medewerker om een nieuwe link."), status=404), 404
+        return render_template(
+            "message.html",
+            title=_("Deze link is al gebruikt"),
+            text=_(
+                "Met deze link is al ingelogd. Vraag de medewerker in het videogesprek om "
+                "een nieuwe link als dat nodig is."
+            ),
+            status=409,
+        ), 409
+    return render_template(
+        "message.html",
+        title=_("Deze link werkt niet"),
+        text=_(
+            "Wij kennen deze link niet. Controleer of u de hele link heeft gekopieerd, of "
+            "vraag de medewerker om een nieuwe link."
+        ),
+        status=404,
+    ), 404
 
 
 def _citizen_done(session_id: str) -> bool:
@@ -77,13 +92,26 @@ def login(session_id: str) -> Response | tuple[str, int]:
     relay_state = secrets.token_urlsafe(24)
     login_request = svc.idp.begin_login(min_level=ident.min_level, relay_state=relay_state)
     now = svc.clock.now()
-    flow = LoginFlow(id=secrets.token_urlsafe(32), session_id=ident.id, request_id=login_request.request_id,
-                     relay_state=relay_state, created_at=now, expires_at=now + timedelta(minutes=LOGIN_FLOW_MINUTES))
+    flow = LoginFlow(
+        id=secrets.token_urlsafe(32),
+        session_id=ident.id,
+        request_id=login_request.request_id,
+        relay_state=relay_state,
+        created_at=now,
+        expires_at=now + timedelta(minutes=LOGIN_FLOW_MINUTES),
+    )
     svc.store.add_login_flow(flow)
     common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login-started")
     resp = make_response(render_template("citizen/to_digid.html", login=login_request))
-    resp.set_cookie(LOGIN_COOKIE, flow.id, max_age=LOGIN_FLOW_MINUTES * 60, httponly=True, samesite="Lax",
-                    secure=svc.settings.base_url.startswith("https://"), path="/digid/")
+    resp.set_cookie(
+        LOGIN_COOKIE,
+        flow.id,
+        max_age=LOGIN_FLOW_MINUTES * 60,
+        httponly=True,
+        samesite="Lax",
+        secure=svc.settings.base_url.startswith("https://"),
+        path="/digid/",
+    )
     return resp
 
 
@@ -94,16 +122,29 @@ def result(session_id: str) -> str | tuple[str, int] | Response:
         abort(404)
     ident = svc.store.get(session_id)
     if ident is None or ident.state is SessionState.COMPLETED:
-        return render_template("message.html", title=_("Afgerond"),
-                               text=_("De identificatie is afgerond. U kunt dit venster sluiten."), status=200)
-    refresh = ident.flow is Flow.NEW_CITIZEN and not ident.zaak_identificatie and \
-        ident.registration_state is not None and ident.registration_state.value in ("pending", "retrying")
-    return render_template("citizen/result.html", ident=ident, code=grouped(ident.citizen_code), refresh=refresh,
-                           Flow=Flow)
+        return render_template(
+            "message.html",
+            title=_("Afgerond"),
+            text=_("De identificatie is afgerond. U kunt dit venster sluiten."),
+            status=200,
+        )
+    refresh = (
+        ident.flow is Flow.NEW_CITIZEN
+        and not ident.zaak_identificatie
+        and ident.registration_state is not None
+        and ident.registration_state.value in ("pending", "retrying")
+    )
+    return render_template(
+        "citizen/result.html", ident=ident, code=grouped(ident.citizen_code), refresh=refresh, Flow=Flow
+    )
 
 
 @bp.post("/<session_id>/afsluiten")
 def logout(session_id: str) -> str:
     session.clear()
-    return render_template("message.html", title=_("U bent uitgelogd"),
-                           text=_("U kunt dit venster sluiten en verder gaan met het videogesprek."), status=200)
+    return render_template(
+        "message.html",
+        title=_("U bent uitgelogd"),
+        text=_("U kunt dit venster sluiten en verder gaan met het videogesprek."),
+        status=200,
+    )

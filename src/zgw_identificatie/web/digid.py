@@ -29,9 +29,11 @@ from .security import services
 log = logging.getLogger(__name__)
 bp = Blueprint("digid", __name__, url_prefix="/digid")
 
-LOGIUS_ERROR = ("Er is een fout opgetreden in de communicatie met DigiD. Probeert u het later nogmaals. "
-                "Indien deze fout blijft aanhouden, kijk dan op de website https://www.digid.nl voor de laatste "
-                "informatie.")
+LOGIUS_ERROR = (
+    "Er is een fout opgetreden in de communicatie met DigiD. Probeert u het later nogmaals. "
+    "Indien deze fout blijft aanhouden, kijk dan op de website https://www.digid.nl voor de laatste "
+    "informatie."
+)
 MAX_ARTIFACT_PARAM = 200
 MAX_RELAY_STATE = 80  # SAML bindings §3.4.3: RelayState at most 80 bytes
 
@@ -67,10 +69,12 @@ def acs() -> Response:
     except (SessionNotFound, SessionExpired, SessionAlreadyUsed):
         return _failure("the session behind the login flow is gone, expired or used")
     try:
-        identity = svc.idp.complete_login(artifact=artifact, expected_request_id=flow.request_id,
-                                          min_level=ident.min_level)
-        done = FLOWS[ident.flow].citizen_authenticated(ident, identity, store=svc.store, clock=svc.clock,
-                                                       settings=svc.settings)
+        identity = svc.idp.complete_login(
+            artifact=artifact, expected_request_id=flow.request_id, min_level=ident.min_level
+        )
+        done = FLOWS[ident.flow].citizen_authenticated(
+            ident, identity, store=svc.store, clock=svc.clock, settings=svc.settings
+        )
     except DigidCancelled:
         common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login", outcome="cancelled")
         session["digid_cancelled"] = ident.id

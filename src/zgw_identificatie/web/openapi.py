@@ -76,7 +76,7 @@ OPENAPI: dict[str, Any] = {
                     "410": _problem_response("The session has expired"),
                     **_ERRORS,
                 },
-            }
+            },
         },
     },
     "components": {
@@ -88,13 +88,23 @@ OPENAPI: dict[str, Any] = {
                 "required": ["flow"],
                 "properties": {
                     "flow": {"type": "string", "enum": ["new-citizen", "known-citizen", "mutual"]},
-                    "bsn": {"type": "string", "pattern": "^[0-9]{9}$",
-                            "description": "known-citizen only: the BSN the behandelaar knows"},
-                    "zaak": {"type": "string", "minLength": 1, "maxLength": 40,
-                             "description": "identificatie of an existing zaak to attach the proof to"},
+                    "bsn": {
+                        "type": "string",
+                        "pattern": "^[0-9]{9}$",
+                        "description": "known-citizen only: the BSN the behandelaar knows",
+                    },
+                    "zaak": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 40,
+                        "description": "identificatie of an existing zaak to attach the proof to",
+                    },
                     "register": {"type": "boolean", "description": "make a proof PDF and register it"},
-                    "level": {"type": "string", "enum": ["basis", "midden", "substantieel", "hoog"],
-                              "description": "minimum DigiD level; never below the configured one"},
+                    "level": {
+                        "type": "string",
+                        "enum": ["basis", "midden", "substantieel", "hoog"],
+                        "description": "minimum DigiD level; never below the configured one",
+                    },
                 },
             },
             "Session": {
@@ -103,10 +113,20 @@ OPENAPI: dict[str, Any] = {
                 "properties": {
                     "id": {"type": "string"},
                     "flow": {"type": "string", "enum": ["new-citizen", "known-citizen", "mutual"]},
-                    "state": {"type": "string", "enum": ["created", "opened", "authenticated", "completed",
-                                                         "failed"]},
-                    "progress": {"type": "string", "enum": ["created", "opened", "authenticated", "completed",
-                                                            "failed", "expired", "match", "mismatch"]},
+                    "state": {"type": "string", "enum": ["created", "opened", "authenticated", "completed", "failed"]},
+                    "progress": {
+                        "type": "string",
+                        "enum": [
+                            "created",
+                            "opened",
+                            "authenticated",
+                            "completed",
+                            "failed",
+                            "expired",
+                            "match",
+                            "mismatch",
+                        ],
+                    },
                     "citizenUrl": {"type": "string", "format": "uri"},
                     "createdAt": {"type": "string", "format": "date-time"},
                     "expiresAt": {"type": "string", "format": "date-time"},
@@ -118,12 +138,16 @@ OPENAPI: dict[str, Any] = {
                     "codeMatch": {"type": "boolean", "nullable": True},
                     "bsn": {"type": "string", "description": "mutual flow only, once the citizen logged in"},
                     "zaak": {
-                        "type": "object", "nullable": True,
-                        "properties": {"identificatie": {"type": "string", "nullable": True},
-                                       "url": {"type": "string", "nullable": True}},
+                        "type": "object",
+                        "nullable": True,
+                        "properties": {
+                            "identificatie": {"type": "string", "nullable": True},
+                            "url": {"type": "string", "nullable": True},
+                        },
                     },
                     "registration": {
-                        "type": "object", "nullable": True,
+                        "type": "object",
+                        "nullable": True,
                         "properties": {
                             "state": {"type": "string", "enum": ["pending", "retrying", "done", "failed"]},
                             "error": {"type": "string", "nullable": True},

@@ -29,7 +29,7 @@ CSP = (
 
 
 def services() -> Services:
-    return current_app.extensions["zgwid"]  # type: ignore[no-any-return]
+    return current_app.extensions["zgwid"]
 
 
 def csrf_token() -> str:
@@ -60,8 +60,11 @@ def api_client() -> dict[str, str]:
         digest = hash_secret_sha256(key)
         for client_id, client in services().settings.api_keys.items():
             if hmac.compare_digest(str(client.get("key_hash", "")), digest):
-                return {"id": f"api:{client_id}", "name": client.get("name", client_id),
-                        "behandelaar": client.get("behandelaar", client.get("name", client_id))}
+                return {
+                    "id": f"api:{client_id}",
+                    "name": client.get("name", client_id),
+                    "behandelaar": client.get("behandelaar", client.get("name", client_id)),
+                }
     from .api import ApiError
 
     raise ApiError(401, "Unauthorized", "A valid API key is required (Authorization: Bearer <key>).")

@@ -58,8 +58,14 @@ def index() -> str:
     svc = services()
     sessions = svc.store.list_for_owner(g.staff["id"], limit=30)
     now = svc.clock.now()
-    return render_template("staff/index.html", sessions=sessions, now=now, errors={}, form={},
-                           progress=lambda s: session_status(s, svc.store, now)["progress"])
+    return render_template(
+        "staff/index.html",
+        sessions=sessions,
+        now=now,
+        errors={},
+        form={},
+        progress=lambda s: session_status(s, svc.store, now)["progress"],
+    )
 
 
 @bp.post("/sessions")
@@ -68,8 +74,13 @@ def create() -> Any:
     svc = services()
     form = request.form
     errors: dict[str, str] = {}
-    owner = {"owner_id": g.staff["id"], "owner_name": g.staff["name"], "store": svc.store, "clock": svc.clock,
-             "settings": svc.settings}
+    owner = {
+        "owner_id": g.staff["id"],
+        "owner_name": g.staff["name"],
+        "store": svc.store,
+        "clock": svc.clock,
+        "settings": svc.settings,
+    }
     zaak = form.get("zaak", "").strip() or None
     register = form.get("register") == "on" or bool(zaak)
     if zaak and len(zaak) > 40:
@@ -83,8 +94,9 @@ def create() -> Any:
     if not errors:
         try:
             if flow == Flow.KNOWN_CITIZEN.value:
-                ident = known_citizen.start(form.get("bsn", ""), min_level=level, register=register,
-                                            zaak_identificatie=zaak, **owner)
+                ident = known_citizen.start(
+                    form.get("bsn", ""), min_level=level, register=register, zaak_identificatie=zaak, **owner
+                )
             elif flow == Flow.NEW_CITIZEN.value:
                 ident = new_citizen.start(min_level=level, **owner)
             elif flow == Flow.MUTUAL.value:
@@ -93,13 +105,21 @@ def create() -> Any:
                 abort(400)
             return redirect(url_for("staff.detail", session_id=ident.id), code=303)
         except InvalidBsn:
-            errors["bsn"] = _("Dit is geen geldig burgerservicenummer. Een BSN heeft 9 cijfers en voldoet aan de "
-                              "elfproef.")
+            errors["bsn"] = _(
+                "Dit is geen geldig burgerservicenummer. Een BSN heeft 9 cijfers en voldoet aan de elfproef."
+            )
     now = svc.clock.now()
     sessions = svc.store.list_for_owner(g.staff["id"], limit=30)
     form_values = {k: v for k, v in form.items() if k != "bsn"}  # never echo a BSN back into a page
-    return render_template("staff/index.html", sessions=sessions, now=now, errors=errors, form=form_values,
-                           active_flow=flow, progress=lambda s: session_status(s, svc.store, now)["progress"]), 400
+    return render_template(
+        "staff/index.html",
+        sessions=sessions,
+        now=now,
+        errors=errors,
+        form=form_values,
+        active_flow=flow,
+        progress=lambda s: session_status(s, svc.store, now)["progress"],
+    ), 400
 
 
 def _own(session_id: str) -> Any:
@@ -118,18 +138,34 @@ def detail(session_id: str) -> Any:
     svc = services()
     ident = _own(session_id)
     if ident is None:
-        return render_template("message.html", title=_("Sessie niet gevonden"),
-                               text=_("Deze sessie bestaat niet meer: afgerond of verlopen. Start een nieuwe."),
-                               status=404, back=url_for("staff.index")), 404
+        return render_template(
+            "message.html",
+            title=_("Sessie niet gevonden"),
+            text=_("Deze sessie bestaat niet meer: afgerond of verlopen. Start een nieuwe."),
+            status=404,
+            back=url_for("staff.index"),
+        ), 404
     url = citizen_url(ident)
     qr = segno.make(url, error="m").svg_data_uri(scale=5, border=2, dark="#000", light="#fff")
     status = session_status(ident, svc.store, svc.clock.now())
     # §2.3 with a BRP configured: naam, geboortedatum and adres for the BSN (page only, not the polled fragment).
     brp = getattr(svc, "brp", None)
-    brp_result = (brp.lookup(ident.bsn, gebruiker=g.staff["id"])
-                  if brp is not None and ident.flow is Flow.MUTUAL and ident.bsn is not None else None)
-    return render_template("staff/session.html", ident=ident, url=url, qr=qr, status=status,
-                           code=grouped(status["code"]), Flow=Flow, SessionState=SessionState, brp=brp_result)
+    brp_result = (
+        brp.lookup(ident.bsn, gebruiker=g.staff["id"])
+        if brp is not None and ident.flow is Flow.MUTUAL and ident.bsn is not None
+        else None
+    )
+    return render_template(
+        "staff/session.html",
+        ident=ident,
+        url=url,
+        qr=qr,
+        status=status,
+        code=grouped(status["code"]),
+        Flow=Flow,
+        SessionState=SessionState,
+        brp=brp_result,
+    )
 
 
 @bp.get("/sessions/<session_id>/status.json")
@@ -175,4 +211,3 @@ def complete(session_id: str) -> Any:
     except DomainError:
         abort(409)
     return redirect(url_for("staff.index"), code=303)
-

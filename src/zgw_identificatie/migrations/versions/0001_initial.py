@@ -72,9 +72,7 @@ def upgrade() -> None:
         sa.Column("lease_until", UTCDateTime, nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        op.f("ix_registrations_next_attempt_at"), "registrations", ["next_attempt_at"], unique=False
-    )
+    op.create_index(op.f("ix_registrations_next_attempt_at"), "registrations", ["next_attempt_at"], unique=False)
     op.create_index(op.f("ix_registrations_session_id"), "registrations", ["session_id"], unique=False)
     op.create_table(
         "sessions",

@@ -439,8 +439,8 @@ def main(argv: list[str] | None = None) -> int:
             "ZGWID_API_KEYS": json.dumps({"loadtest": {"key_hash": hash_secret_sha256(API_KEY), "name": "Load",
                                                        "behandelaar": "Team Belasting"}}),
         })
-        # Migrate once before the web workers start: two gunicorn workers migrating an empty schema at
-        # the same time race on CREATE TABLE and one fails to boot (docs/OPERATIONS.md, "Known issues").
+        # Migrate once before the web workers start (a release step; before b120891 two gunicorn workers
+        # migrating an empty schema at the same time raced on CREATE TABLE and one failed to boot).
         from zgw_identificatie.adapters.sql_store import make_engine, migrate
 
         pre = make_engine(svc_env["ZGWID_DATABASE_URL"])

@@ -9,6 +9,9 @@ A worker that is killed (SIGKILL, OOM, a pod eviction) runs no ``except`` and no
 simulated here by a ``BaseException`` raised from inside the registry right after the zaaksysteem
 did the work, which ``process_due``'s ``except Exception`` does not catch. Another worker takes the
 registration over once the lease (``LEASE_SECONDS``) has expired.
+
+These tests found three bugs, fixed in 585a6ab (write-ahead ``uncertain_step``), 2531845 (a retry
+releases the lease) and b120891 (advisory lock around migrations); they now guard those fixes.
 """
 
 from __future__ import annotations
@@ -38,17 +41,6 @@ from zgw_identificatie.testing.zgw import FakeProofRenderer
 BASE = "http://zgwid.test"
 BSNS = ("111222333", "999993653", "999990019", "999990020", "123456782")
 KINDS = ("zaken", "rollen", "statussen", "enkelvoudiginformatieobjecten", "zaakinformatieobjecten")
-BUG_WRITE_AHEAD = pytest.mark.xfail(
-    strict=True,
-    reason="known bug: uncertain_step is only stored after a RegistryUnavailable, so a write whose URL was never "
-    "saved (worker killed, database lost) is repeated; fix: flows/registration.py writes uncertain_step before "
-    "every create (see docs/OPERATIONS.md, 'Known issues')",
-)
-BUG_LEASE_HOLDS_RETRY = pytest.mark.xfail(
-    strict=True,
-    reason="known bug: SqlSessionStore.update_registration keeps lease_until on a RETRYING registration, so the "
-    "retry waits LEASE_SECONDS (300 s) instead of its 2/4/8 s backoff (see docs/OPERATIONS.md, 'Known issues')",
-)
 WRITES = {  # step → (registry method, sandbox path)
     "zaak": ("create_zaak", "/zaken/api/v1/zaken"),
     "rol": ("add_initiator", "/zaken/api/v1/rollen"),
@@ -191,11 +183,10 @@ def test_two_workers_racing_with_an_intermittently_failing_zaaksysteem_record_ea
         assert not errors, errors
         if all((store.get_registration(r.id) or r).finished for r in regs):
             break
-        clock.advance(seconds=LEASE_SECONDS + 1)  # beyond backoff and lease: see the backoff test below
+        clock.advance(seconds=LEASE_SECONDS + 1)  # beyond any backoff and any lease
     assert_exactly_one_of_everything(store, zgw, regs)
 
 
-@BUG_LEASE_HOLDS_RETRY
 def test_a_transient_failure_is_retried_after_its_backoff_not_after_the_lease(store: SqlSessionStore) -> None:
     """A 503 schedules the retry 2 s later; the lease of the failed attempt must not hold it for 5 minutes."""
     clock = FixedClock(datetime(2026, 11, 29, 14, 0, tzinfo=UTC))
@@ -232,7 +223,6 @@ class KillAfter:
         return call
 
 
-@BUG_WRITE_AHEAD
 @pytest.mark.parametrize("step", list(WRITES))
 def test_a_worker_killed_right_after_a_write_is_taken_over_after_the_lease_without_doubles(
     store: SqlSessionStore, step: str
@@ -270,7 +260,6 @@ class StoreDownAfter:
         self.inner.update_registration(registration)
 
 
-@BUG_WRITE_AHEAD
 @pytest.mark.parametrize("step", list(WRITES))
 def test_a_database_outage_right_after_a_write_does_not_make_a_second_one(store: SqlSessionStore, step: str) -> None:
     """The zaaksysteem did the work, saving its URL failed: the retry must look before it writes again."""
@@ -300,12 +289,6 @@ migrate(engine)
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug (racy, fails in about 2 of 5 rounds): two processes migrating an empty database race on "
-    "CREATE TABLE; gunicorn with 2 workers on a fresh database fails to boot. Fix: a PostgreSQL advisory lock "
-    "in sql_store.migrate (see docs/OPERATIONS.md, 'Known issues')",
-)
 def test_two_web_workers_migrating_a_fresh_database_at_the_same_moment_both_start(pg_schema: str) -> None:
     """gunicorn's workers each run create_app → migrate; on an empty schema both must come up."""
     import subprocess
@@ -329,7 +312,10 @@ def test_two_web_workers_migrating_a_fresh_database_at_the_same_moment_both_star
                 )
                 for _ in range(2)
             ]
-            outcomes = [(p.wait(60), (p.stderr.read() if p.stderr else b"").decode()[-300:]) for p in procs]
+            outcomes = []
+            for proc in procs:
+                _, err = proc.communicate(timeout=60)  # closes the pipe (ResourceWarning is an error here)
+                outcomes.append((proc.returncode, err.decode()[-300:]))
             with admin.begin() as conn:
                 conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
             assert [rc for rc, _ in outcomes] == [0, 0], [err for rc, err in outcomes if rc]

@@ -535,7 +535,13 @@ def main(argv: list[str] | None = None) -> int:
         engine = sa.create_engine(svc_env["ZGWID_DATABASE_URL"], pool_pre_ping=True)
         open_states = ("pending", "retrying")
         wait_start = time.monotonic()
+        restarts: list[str] = []
         while True:
+            for k, w in enumerate(workers):  # a supervisor (systemd, Kubernetes) restarts a worker that exited
+                if w.popen.poll() is not None:
+                    restarts.append(f"{w.name} exited {w.popen.returncode}")
+                    workers[k] = spawn(f"{w.name}-s{len(restarts)}", worker_cmd, svc_env, workdir)
+                    procs.append(workers[k])
             with engine.connect() as conn:
                 open_n = conn.execute(sa.text("SELECT count(*) FROM registrations WHERE state IN ('pending', "
                                               "'retrying')")).scalar_one()
@@ -632,6 +638,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"burst: {burst_seconds:.1f} s at concurrency {args.concurrency} → "
               f"{len(results) / burst_seconds:.1f} identifications/s; waited {wait_seconds:.1f} s for registrations")
         print(f"HTTP errors: {len(http_errors)} {Counter(http_errors).most_common(5)}")
+        if restarts:
+            print(f"worker processes that exited by themselves and were restarted: {restarts} (see their logs)")
         if failed_idents:
             print(f"failures: {Counter(r.error for r in failed_idents).most_common(5)}")
         print(f"registrations: {dict(reg_states)}; attempts {dict(sorted(attempts.items()))}")

@@ -14,6 +14,7 @@ from flask import Flask
 from .adapters.crypto import DataCipher
 from .adapters.sql_store import SqlSessionStore, make_engine, migrate
 from .clock import SystemClock
+from .domain.errors import RegistryUnavailable
 from .logging_setup import configure_logging
 from .ports import Clock, IdentityProvider, ProofRenderer, SessionStore, ZaakRegistry
 from .settings import Settings, load_settings
@@ -169,7 +170,12 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
         mount(http, settings.base_url.rstrip("/") + "/sandbox/", app)
 
     if not settings.zgw.sandbox and settings.zgw.check_on_start and registry is None:
-        services.registry  # noqa: B018 - resolve the catalogue now: a wrong setting stops start-up
+        try:
+            services.registry  # noqa: B018 - resolve the catalogue now: a wrong setting stops start-up
+        except RegistryUnavailable as exc:
+            # The zaaksysteem is down, not misconfigured: start anyway (registrations wait and retry);
+            # a gunicorn worker that refused to boot would take the whole service down with it.
+            log.warning("ZGW catalogue not resolved at start-up (%s); will retry on first use", exc)
     return app
 
 

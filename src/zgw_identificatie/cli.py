@@ -67,6 +67,8 @@ Stop with Ctrl+C.
 def cmd_serve(args: argparse.Namespace) -> int:
     """gunicorn with the app factory (production)."""
     cmd = [
+        sys.executable,
+        "-m",
         "gunicorn",
         "--bind",
         args.bind,
@@ -86,8 +88,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .app import services_of
     from .worker import loop
 
+    import signal
+
     app = _app(worker_in_process=False)
-    loop(services_of(app), threading.Event())
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())  # finish the registration at hand, then exit
+    loop(services_of(app), stop)
     return 0
 
 

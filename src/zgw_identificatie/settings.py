@@ -140,6 +140,7 @@ class Settings:
     )
     session_minutes: int = setting(15, "Lifetime of an identification session and its link")
     staff_idle_minutes: int = setting(30, "Staff browser session idle time-out")
+    staff_max_hours: int = setting(10, "Staff browser session absolute lifetime, however active (a working day)")
     citizen_idle_minutes: int = setting(15, "Citizen browser session idle time-out (DigiD: at most 15)")
     purge_interval_seconds: int = setting(60, "How often the running service erases expired records")
     level_new_citizen: str = setting("midden", "Minimum DigiD level for §2.1 (basis, midden, substantieel, hoog)")
@@ -159,6 +160,9 @@ class Settings:
     rate_limit_storage: str = setting("memory://", "Rate limit storage: memory:// or redis://host:6379")
     rate_limit_start: str = setting("30/minute", "Limit on starting sessions, per client")
     rate_limit_citizen: str = setting("20/minute", "Limit on opening links and starting DigiD logins, per client")
+    rate_limit_api_auth_failures: str = setting(
+        "10/minute", "Limit on API requests with a missing or wrong key, per client address"
+    )
     rate_limit_api: str = setting("120/minute", "Limit on API calls, per API client")
     trusted_proxies: int = setting(0, "Number of reverse proxies whose X-Forwarded-* headers are trusted")
     logo_url: str = setting("", "URL of the municipality's logo shown in the page header")

@@ -124,9 +124,7 @@ def make_stack(*, renderer: FakeProofRenderer | ReportlabProofRenderer | None = 
     registry = build_registry(
         settings, http=sandbox_http(app, BASE), roots=sandbox_api_roots(BASE), today=clock.now().date()
     )
-    return Stack(
-        clock, settings, blueprint.sandbox, registry, InMemorySessionStore(), renderer or FakeProofRenderer()
-    )
+    return Stack(clock, settings, blueprint.sandbox, registry, InMemorySessionStore(), renderer or FakeProofRenderer())
 
 
 ONE_OF_EACH = {"zaken": 1, "rollen": 1, "statussen": 1, "enkelvoudiginformatieobjecten": 1, "zaakinformatieobjecten": 1}

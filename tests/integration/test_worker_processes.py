@@ -323,13 +323,6 @@ def test_two_web_workers_migrating_a_fresh_database_at_the_same_moment_both_star
         admin.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: create_app resolves the ZGW catalogue at start-up (zgw.check_on_start) and lets "
-    "RegistryUnavailable escape, so `zgw-identificatie worker` exits and a gunicorn worker fails to boot "
-    "(the master then stops) while the zaaksysteem is down. Fix: app.create_app catches RegistryUnavailable "
-    "around the start-up check, logs it and resolves the catalogue lazily (docs/OPERATIONS.md, issue 8)",
-)
 def test_a_process_starting_while_the_zaaksysteem_is_down_starts_and_registers_once_it_is_back(tmp_path: Any) -> None:
     """A 503 from the Catalogi API at start-up must not stop a web or worker process; a wrong setting still may."""
     import requests

@@ -27,7 +27,12 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 @pytest.fixture(scope="module")
 def api_app(tmp_path_factory):
     # Fuzzing makes hundreds of calls with one key; the limits are tested in test_web_hardening.py.
-    return demo_app(tmp_path_factory.mktemp("fuzz"), rate_limit_api="100000/minute", rate_limit_start="100000/minute")
+    return demo_app(
+        tmp_path_factory.mktemp("fuzz"),
+        rate_limit_api="100000/minute",
+        rate_limit_start="100000/minute",
+        rate_limit_api_auth_failures="100000/minute",
+    )
 
 
 @pytest.fixture(scope="module")

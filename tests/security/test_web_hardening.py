@@ -333,6 +333,18 @@ def test_the_staff_session_idles_out_after_staff_idle_minutes(app, later):
     assert staff.client.get("/staff/sessions/x/status.json").status_code == 401
 
 
+def test_the_staff_session_ends_after_staff_max_hours_even_when_active(tmp_path, later):
+    """An absolute cap: a copied staff cookie stops working after the working day, however busy."""
+    app = demo_app(tmp_path, staff_max_hours=1)
+    staff = Staff.login(app)
+    for minutes in (20, 40, 59):
+        later.offset = minutes * 60
+        assert staff.client.get("/staff/").status_code == 200
+    later.offset = 61 * 60
+    resp = staff.client.get("/staff/")
+    assert resp.status_code == 302 and "/staff/login" in resp.location
+
+
 def test_the_citizen_session_idles_out_after_at_most_15_minutes(app, later):
     """DigiD norm: the result page is gone 15 minutes after the citizen's last request."""
     assert app.extensions["zgwid"].settings.citizen_idle_minutes <= 15
@@ -548,3 +560,14 @@ def test_two_instances_share_their_limits_through_redis(tmp_path):
 
     keys = redis.Redis.from_url(url).keys("*zgwid*")
     assert keys, "the counters live in Redis"
+
+
+def test_guessing_api_keys_is_limited_per_address(app):
+    """Requests with a wrong key get 401, and after ten in a minute 429 with Retry-After."""
+    client = app.test_client()
+    statuses = [
+        client.get("/api/v1/sessions/x", headers={"Authorization": f"Bearer guess-{i}"}).status_code for i in range(11)
+    ]
+    assert statuses[:10] == [401] * 10 and statuses[10] == 429
+    resp = client.get("/api/v1/sessions/x", headers={"Authorization": "Bearer guess"})
+    assert resp.status_code == 429 and resp.headers["Retry-After"] and resp.mimetype == "application/problem+json"

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from demo_driver import API_KEY, OTHER_API_KEY, Citizen, Staff, csrf, demo_app, run_worker
 
+from demo_driver import API_KEY, OTHER_API_KEY, Citizen, Staff, csrf, demo_app, run_worker
 from zgw_identificatie.app import services_of
 from zgw_identificatie.web.digid import LOGIUS_ERROR
 

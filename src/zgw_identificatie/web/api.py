@@ -13,6 +13,7 @@ from ..domain.assurance import AssuranceLevel
 from ..domain.errors import InvalidBsn, InvalidLevel, NotOwner, SessionExpired, SessionNotFound
 from ..domain.sessions import Flow, SessionState
 from ..flows import common, known_citizen, mutual, new_citizen
+from . import ratelimit
 from .openapi import OPENAPI
 from .presenters import session_status
 from .security import api_client, services
@@ -32,6 +33,8 @@ def problem(status: int, title: str, detail: str, invalid: list[dict[str, str]] 
         body["invalidParams"] = invalid
     resp = jsonify(body)
     resp.mimetype = "application/problem+json"
+    if status == 429:
+        resp.headers["Retry-After"] = "60"
     return resp, status
 
 
@@ -50,7 +53,12 @@ def _invalid(name: str, code: str, reason: str) -> ApiError:
 def _authenticate() -> None:
     if request.endpoint == "api.openapi":
         return
-    g.api_client = api_client()
+    try:
+        g.api_client = api_client()
+    except ApiError:
+        if not ratelimit.allow_failed_api_key():
+            raise ApiError(429, "Too Many Requests", "Too many requests without a valid API key.") from None
+        raise
 
 
 @bp.get("/openapi.json")

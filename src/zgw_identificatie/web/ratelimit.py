@@ -24,8 +24,9 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, g, request, session
+from flask import Flask, Response, current_app, g, request, session
 from flask_limiter import Limiter
+from limits import parse
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -88,9 +89,19 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
         "api.complete_session": [api_calls],
         "api.openapi": [limiter.limit(settings.rate_limit_api, key_func=client_ip)],
     }
+    app.extensions["zgwid_limiter"] = limiter
     for endpoint, decorators in plan.items():
         view = app.view_functions[endpoint]
         for decorate in decorators:
             view = decorate(view)
         app.view_functions[endpoint] = view
     return limiter
+
+
+def allow_failed_api_key() -> bool:
+    """Count a request with a missing or wrong API key against its address; False past ``rate_limit_api_auth_failures``.
+
+    The API's own limits are per client and need a valid key, so guessing keys is limited here."""
+    limiter: Limiter = current_app.extensions["zgwid_limiter"]
+    limit = parse(current_app.extensions["zgwid"].settings.rate_limit_api_auth_failures)
+    return bool(limiter.limiter.hit(limit, "api-auth-failure", client_ip()))

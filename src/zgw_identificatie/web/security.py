@@ -75,8 +75,10 @@ def staff_user() -> dict[str, str] | None:
     if not user:
         return None
     idle = services().settings.staff_idle_minutes * 60
-    if time.time() - float(session.get("staff_seen", 0)) > idle:
-        session.pop("staff", None)
+    now = time.time()
+    too_old = now - float(session.get("staff_since", 0)) > services().settings.staff_max_hours * 3600
+    if now - float(session.get("staff_seen", 0)) > idle or too_old:
+        session.clear()  # idle time-out and an absolute cap: a copied cookie does not live forever
         return None
     session["staff_seen"] = time.time()
     return dict(user)
@@ -88,7 +90,7 @@ def login_staff(user_id: str, name: str) -> None:
     if lang:
         session["lang"] = lang
     session["staff"] = {"id": user_id, "name": name}
-    session["staff_seen"] = time.time()
+    session["staff_seen"] = session["staff_since"] = time.time()
     session.permanent = False
 
 

@@ -125,10 +125,19 @@ def proof_data(session_id: str = "bench-session") -> Any:
     from zgw_identificatie.domain.sessions import Flow
 
     return ProofData(
-        gemeente="Gemeente Voorbeeld", flow=Flow.NEW_CITIZEN, zaak_identificatie="ZAAK-2026-0000000001",
-        identified_at=datetime.now(UTC) - timedelta(minutes=1), level=AssuranceLevel.MIDDEN, bsn=Bsn(BSN),
-        assertion_id="_assertion-bench", issuer="https://digid.test/saml/idp", assertion_sha256="cd" * 32,
-        controlecode="X4K9PQ", code_check=None, behandelaar="Sanne de Vries", session_id=session_id,
+        gemeente="Gemeente Voorbeeld",
+        flow=Flow.NEW_CITIZEN,
+        zaak_identificatie="ZAAK-2026-0000000001",
+        identified_at=datetime.now(UTC) - timedelta(minutes=1),
+        level=AssuranceLevel.MIDDEN,
+        bsn=Bsn(BSN),
+        assertion_id="_assertion-bench",
+        issuer="https://digid.test/saml/idp",
+        assertion_sha256="cd" * 32,
+        controlecode="X4K9PQ",
+        code_check=None,
+        behandelaar="Sanne de Vries",
+        session_id=session_id,
     )
 
 
@@ -139,9 +148,17 @@ def session_for_store(i: int) -> Any:
 
     now = datetime.now(UTC)
     return IdentificationSession(
-        id=f"bench-{i}-{secrets.token_hex(6)}", flow=Flow.MUTUAL, state=SessionState.CREATED, created_at=now,
-        expires_at=now + timedelta(minutes=15), owner_id="bench", owner_name="Bench", gemeente="Gemeente Voorbeeld",
-        min_level=AssuranceLevel.MIDDEN, register=False, bsn=Bsn(BSN),
+        id=f"bench-{i}-{secrets.token_hex(6)}",
+        flow=Flow.MUTUAL,
+        state=SessionState.CREATED,
+        created_at=now,
+        expires_at=now + timedelta(minutes=15),
+        owner_id="bench",
+        owner_name="Bench",
+        gemeente="Gemeente Voorbeeld",
+        min_level=AssuranceLevel.MIDDEN,
+        register=False,
+        bsn=Bsn(BSN),
     )
 
 
@@ -196,26 +213,42 @@ def main(argv: list[str] | None = None) -> int:
 
         now = clock.now()
         session = IdentificationSession(
-            id=secrets.token_hex(8), flow=Flow.NEW_CITIZEN, state=SessionState.AUTHENTICATED, created_at=now,
-            expires_at=now + timedelta(minutes=15), owner_id="bench", owner_name="Bench",
-            gemeente="Gemeente Voorbeeld", min_level=AssuranceLevel.MIDDEN, level=AssuranceLevel.MIDDEN,
-            authenticated_at=now, register=True,
+            id=secrets.token_hex(8),
+            flow=Flow.NEW_CITIZEN,
+            state=SessionState.AUTHENTICATED,
+            created_at=now,
+            expires_at=now + timedelta(minutes=15),
+            owner_id="bench",
+            owner_name="Bench",
+            gemeente="Gemeente Voorbeeld",
+            min_level=AssuranceLevel.MIDDEN,
+            level=AssuranceLevel.MIDDEN,
+            authenticated_at=now,
+            register=True,
         )
         reg_store.add(session)
         reg = start_registration(session, proof_data(session.id), existing_zaak=None, store=reg_store, clock=clock)
-        done = run_registration(reg, store=reg_store, registry=svc.registry, renderer=renderer, clock=clock,
-                                settings=svc.settings)
+        done = run_registration(
+            reg, store=reg_store, registry=svc.registry, renderer=renderer, clock=clock, settings=svc.settings
+        )
         assert done.state.value == "done", done.error
 
     cases: dict[str, Case] = {
         "api": Case("session create (API, SQLite)", 50, lambda: web.create()),
-        "start": Case("citizen start page", 50,
-                      lambda: web.app.test_client().get(f"/i/{pool[next(pool_iter) % len(pool)]}")),
-        "authn": Case("AuthnRequest build + sign", 20,
-                      lambda: svc.idp.begin_login(min_level=AssuranceLevel.MIDDEN, relay_state="bench")),
+        "start": Case(
+            "citizen start page", 50, lambda: web.app.test_client().get(f"/i/{pool[next(pool_iter) % len(pool)]}")
+        ),
+        "authn": Case(
+            "AuthnRequest build + sign",
+            20,
+            lambda: svc.idp.begin_login(min_level=AssuranceLevel.MIDDEN, relay_state="bench"),
+        ),
         "digid": Case("DigiD round trip (all hops)", 300, web.round_trip),
-        "code": Case("code derivation (§2.2)", 1,
-                     lambda: derive_code(key, gemeentecode="9999", session_id=secrets.token_hex(16), bsn=bsn)),
+        "code": Case(
+            "code derivation (§2.2)",
+            1,
+            lambda: derive_code(key, gemeentecode="9999", session_id=secrets.token_hex(16), bsn=bsn),
+        ),
         "pdf": Case("proof PDF rendering", 100, lambda: renderer.render(proof_data())),
         "registration": Case("registration vs sandbox (5 calls + PDF)", 250, registration),
         "sqlite": Case("store add+get+update (SQLite)", 15, lambda: None),
@@ -230,8 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         admin = sa.create_engine(PG_URL)
         with admin.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{pg_schema}"'))
-        pg_engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={pg_schema}"},
-                                     pool_pre_ping=True)
+        pg_engine = sa.create_engine(PG_URL, connect_args={"options": f"-csearch_path={pg_schema}"}, pool_pre_ping=True)
         migrate(pg_engine)
         cases["postgresql"].fn = store_case(SqlSessionStore(pg_engine, DataCipher([generate_key()])))
     except sa.exc.OperationalError:
@@ -251,26 +283,32 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((key_name, case, times, len(times) / elapsed))
             if key_name == "digid":
                 acs = web.acs_ms[1:]
-                rows.append(("acs", Case("  of which ACS: artifact resolve + verify", 150, lambda: None), acs,
-                             float("nan")))
+                rows.append(
+                    ("acs", Case("  of which ACS: artifact resolve + verify", 150, lambda: None), acs, float("nan"))
+                )
     finally:
         if admin is not None:
             with admin.begin() as conn:
                 conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{pg_schema}" CASCADE'))
             admin.dispose()
 
-    print(f"\n{'key':13} {'case':42} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'per s':>8}  "
-          f"{'target':>14}  met")
+    print(
+        f"\n{'key':13} {'case':42} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'per s':>8}  {'target':>14}  met"
+    )
     for key_name, case, times, rate in rows:
         if not times:
             continue
         p95 = pct(times, 95)
         met = "yes" if p95 < case.target_ms else "NO"
         rate_text = f"{rate:8.1f}" if rate == rate else f"{'':8}"
-        print(f"{key_name:13} {case.name:42} {len(times):5d} {pct(times, 50):8.2f} {p95:8.2f} {pct(times, 99):8.2f} "
-              f"{rate_text}  {'p95 < ' + format(case.target_ms, 'g') + ' ms':>14}  {met}")
-    print(f"\nsingle thread, one process; mean of all samples {statistics.fmean(t for r in rows for t in r[2]):.2f} ms;"
-          f" wall {time.perf_counter() - wall:.0f} s. Figures only; targets are not enforced.")
+        print(
+            f"{key_name:13} {case.name:42} {len(times):5d} {pct(times, 50):8.2f} {p95:8.2f} {pct(times, 99):8.2f} "
+            f"{rate_text}  {'p95 < ' + format(case.target_ms, 'g') + ' ms':>14}  {met}"
+        )
+    print(
+        f"\nsingle thread, one process; mean of all samples {statistics.fmean(t for r in rows for t in r[2]):.2f} ms;"
+        f" wall {time.perf_counter() - wall:.0f} s. Figures only; targets are not enforced."
+    )
     return 0
 
 

@@ -104,18 +104,33 @@ def standin_main(argv: list[str]) -> int:
     @app.get("/_standin/state")
     def state() -> Any:
         with sandbox._lock:
-            zaken = [{"url": z["url"], "identificatie": z["identificatie"],
-                      "kenmerken": [k["kenmerk"] for k in z.get("kenmerken") or []]} for z in sandbox.all("zaken")]
+            zaken = [
+                {
+                    "url": z["url"],
+                    "identificatie": z["identificatie"],
+                    "kenmerken": [k["kenmerk"] for k in z.get("kenmerken") or []],
+                }
+                for z in sandbox.all("zaken")
+            ]
             rollen = [r["zaak"] for r in sandbox.all("rollen")]
             statussen = [s["zaak"] for s in sandbox.all("statussen")]
             documenten = [d["identificatie"] for d in sandbox.all("enkelvoudiginformatieobjecten")]
-            links = [{"zaak": z["zaak"], "document": z["informatieobject"]}
-                     for z in sandbox.all("zaakinformatieobjecten")]
+            links = [
+                {"zaak": z["zaak"], "document": z["informatieobject"]} for z in sandbox.all("zaakinformatieobjecten")
+            ]
             doc_ids = {d["url"]: d["identificatie"] for d in sandbox.all("enkelvoudiginformatieobjecten")}
         for link in links:
             link["document"] = doc_ids.get(link["document"], "?")
-        return jsonify({"zaken": zaken, "rollen": rollen, "statussen": statussen, "documenten": documenten,
-                        "links": links, "requests": len(sandbox.requests_seen)})
+        return jsonify(
+            {
+                "zaken": zaken,
+                "rollen": rollen,
+                "statussen": statussen,
+                "documenten": documenten,
+                "links": links,
+                "requests": len(sandbox.requests_seen),
+            }
+        )
 
     @app.get("/_standin/live")
     def live() -> Any:
@@ -223,8 +238,9 @@ def wait_http(url: str, proc: Proc, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.popen.poll() is not None:
-            raise SystemExit(f"{proc.name} exited ({proc.popen.returncode}); see {proc.log}:\n"
-                             + proc.log.read_text()[-3000:])
+            raise SystemExit(
+                f"{proc.name} exited ({proc.popen.returncode}); see {proc.log}:\n" + proc.log.read_text()[-3000:]
+            )
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return
@@ -279,8 +295,9 @@ class Driver:
             elif flow == "mutual":
                 body["register"] = True
             with self._step(result, "api create session"):
-                resp = self._check(result, api.post(f"{self.base}/api/v1/sessions", json=body, timeout=timeout),
-                                   (201,), "api create")
+                resp = self._check(
+                    result, api.post(f"{self.base}/api/v1/sessions", json=body, timeout=timeout), (201,), "api create"
+                )
             sid = resp.json()["id"]
             result.session_id = sid
             result.registers = flow in ("new-citizen", "mutual")
@@ -290,38 +307,54 @@ class Driver:
             if not token:
                 raise RuntimeError("start page without CSRF token")
             with self._step(result, "authn request (sign)"):
-                hand_off = self._check(result, citizen.post(f"{self.base}/i/{sid}/login",
-                                                            data={"csrf_token": token.group(1)}, timeout=timeout),
-                                       (200,), "login hand-off")
+                hand_off = self._check(
+                    result,
+                    citizen.post(f"{self.base}/i/{sid}/login", data={"csrf_token": token.group(1)}, timeout=timeout),
+                    (200,),
+                    "login hand-off",
+                )
             action = re.search(r'<form method="post" action="([^"]+)" id="saml-post"', hand_off.text)
             if not action:
                 raise RuntimeError("hand-off page without the SAML form")
             fields = {k: html.unescape(v) for k, v in _HIDDEN.findall(hand_off.text)}
             with self._step(result, "simulator sso + login"):
-                page = self._check(result, citizen.post(html.unescape(action.group(1)), data=fields,
-                                                        timeout=timeout), (200,), "simulator sso")
+                page = self._check(
+                    result,
+                    citizen.post(html.unescape(action.group(1)), data=fields, timeout=timeout),
+                    (200,),
+                    "simulator sso",
+                )
                 form = re.search(r"<form[^>]*>(.*?)</form>", page.text, re.S)
                 target = re.search(r'action="([^"]*)"', form.group(0)) if form else None
                 if not target:
                     raise RuntimeError("simulator page without a form")
                 data = {k: html.unescape(v) for k, v in _HIDDEN.findall(form.group(0))}
                 data.update(bsn=bsn, loa="midden", action="inloggen")
-                back = self._check(result, citizen.post(self.base + html.unescape(target.group(1)), data=data,
-                                                        allow_redirects=False, timeout=timeout),
-                                   (302, 303), "simulator login")
+                back = self._check(
+                    result,
+                    citizen.post(
+                        self.base + html.unescape(target.group(1)), data=data, allow_redirects=False, timeout=timeout
+                    ),
+                    (302, 303),
+                    "simulator login",
+                )
             with self._step(result, "acs (artifact resolve + verify)"):
                 final = citizen.get(back.headers["Location"], allow_redirects=False, timeout=timeout)
                 self._check(result, final, (200, 302, 303), "acs")
             with self._step(result, "result page"):
                 hops = 0
                 while final.status_code in (302, 303) and hops < 5:
-                    final = citizen.get(requests.compat.urljoin(final.url, final.headers["Location"]),
-                                        allow_redirects=False, timeout=timeout)
+                    final = citizen.get(
+                        requests.compat.urljoin(final.url, final.headers["Location"]),
+                        allow_redirects=False,
+                        timeout=timeout,
+                    )
                     hops += 1
                 self._check(result, final, (200,), "result page")
             with self._step(result, "api status"):
-                status = self._check(result, api.get(f"{self.base}/api/v1/sessions/{sid}", timeout=timeout),
-                                     (200,), "api status").json()
+                status = self._check(
+                    result, api.get(f"{self.base}/api/v1/sessions/{sid}", timeout=timeout), (200,), "api status"
+                ).json()
             if status["state"] != "authenticated":
                 raise RuntimeError(f"session state {status['state']} after the login")
             if flow == "known-citizen" and status["codeMatch"] is not True:
@@ -330,8 +363,12 @@ class Driver:
                 if status.get("bsn") != bsn:
                     raise RuntimeError("mutual: BSN not handed to the behandelaar")
                 with self._step(result, "api complete"):
-                    self._check(result, api.post(f"{self.base}/api/v1/sessions/{sid}/complete", timeout=timeout),
-                                (204,), "api complete")
+                    self._check(
+                        result,
+                        api.post(f"{self.base}/api/v1/sessions/{sid}/complete", timeout=timeout),
+                        (204,),
+                        "api complete",
+                    )
             if result.registers and not status.get("registration"):
                 raise RuntimeError("no registration state visible after the login")
             result.ok = True
@@ -365,10 +402,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fault", choices=["none", "zgw-down", "pg-restart", "kill-worker"], default="none")
     p.add_argument("--fault-seconds", type=float, default=15, help="how long the ZGW APIs answer 503")
     p.add_argument("--kills", type=int, default=3, help="kill-worker: how many SIGKILLs, 3 s apart")
-    p.add_argument("--lease-seconds", type=int, default=30,
-                   help="registration lease of the worker processes (LEASE_SECONDS is 300 and not a setting; "
-                        "the worker is started through a wrapper that lowers it so a killed worker's "
-                        "registrations are taken over within the run)")
+    p.add_argument(
+        "--lease-seconds",
+        type=int,
+        default=30,
+        help="registration lease of the worker processes (LEASE_SECONDS is 300 and not a setting; "
+        "the worker is started through a wrapper that lowers it so a killed worker's "
+        "registrations are taken over within the run)",
+    )
     p.add_argument("--max-attempts", type=int, default=12, help="ZGWID_REGISTRATION_MAX_ATTEMPTS")
     p.add_argument("--keep", action="store_true", help="keep the schema and the log folder")
     args = p.parse_args(argv)
@@ -397,48 +438,74 @@ def main(argv: list[str] | None = None) -> int:
     workers: list[Proc] = []
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZGWID_")}
     env.update(PYTHONUNBUFFERED="1", PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}")  # serve execs gunicorn
-    print(f"run: schema {schema}, logs {workdir}, edge {base}, gunicorn 127.0.0.1:{gport}, fault {args.fault}",
-          flush=True)
+    print(
+        f"run: schema {schema}, logs {workdir}, edge {base}, gunicorn 127.0.0.1:{gport}, fault {args.fault}", flush=True
+    )
     violations: list[str] = []
     try:
-        standin = spawn("standin", [sys.executable, str(Path(__file__).resolve()), "standin", "--port", str(eport),
-                                    "--upstream", f"http://127.0.0.1:{gport}", "--instance", str(instance),
-                                    "--zgw-secret", zgw_secret], env, workdir)
+        standin = spawn(
+            "standin",
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "standin",
+                "--port",
+                str(eport),
+                "--upstream",
+                f"http://127.0.0.1:{gport}",
+                "--instance",
+                str(instance),
+                "--zgw-secret",
+                zgw_secret,
+            ],
+            env,
+            workdir,
+        )
         procs.append(standin)
         wait_http(f"{base}/_standin/live", standin)
         keys = simulator_key_files(instance)
         sandbox_root = f"{base}/sandbox"
         svc_env = dict(env)
-        svc_env.update({
-            "ZGWID_BASE_URL": base,
-            "ZGWID_INSTANCE_PATH": str(instance),
-            "ZGWID_DATABASE_URL": f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}",
-            "ZGWID_ENCRYPTION_KEYS": generate_key(),
-            "ZGWID_SECRET_KEY": secrets.token_urlsafe(32),
-            "ZGWID_LOG_LEVEL": "WARNING",
-            "ZGWID_DIGID_SIMULATOR": "false",
-            "ZGWID_DIGID_IDP_ENTITY_ID": f"{base}/demo/digid/metadata",
-            "ZGWID_DIGID_IDP_SSO_URL": f"{base}/demo/digid/sso",
-            "ZGWID_DIGID_IDP_ARS_URL": f"{base}/demo/digid/resolve",
-            "ZGWID_DIGID_IDP_CERT_FILES": str(keys.idp_cert),
-            "ZGWID_DIGID_SP_KEY_FILE": str(keys.sp_key),
-            "ZGWID_DIGID_SP_CERT_FILE": str(keys.sp_cert),
-            "ZGWID_ZGW_SANDBOX": "false",
-            "ZGWID_ZGW_ZAKEN_URL": f"{sandbox_root}/zaken/api/v1/",
-            "ZGWID_ZGW_DOCUMENTEN_URL": f"{sandbox_root}/documenten/api/v1/",
-            "ZGWID_ZGW_CATALOGI_URL": f"{sandbox_root}/catalogi/api/v1/",
-            "ZGWID_ZGW_SECRET": zgw_secret,
-            "ZGWID_ZGW_TIMEOUT": "5",
-            "ZGWID_WORKER_IN_PROCESS": "false",
-            "ZGWID_REGISTRATION_MAX_ATTEMPTS": str(args.max_attempts),
-            "ZGWID_RATE_LIMIT_START": "100000/minute",
-            "ZGWID_RATE_LIMIT_CITIZEN": "100000/minute",
-            "ZGWID_RATE_LIMIT_API": "100000/minute",
-            "ZGWID_STAFF_USERS": json.dumps({"loadtest": {"name": "Load Test",
-                                                          "password_hash": generate_password_hash("x" * 16)}}),
-            "ZGWID_API_KEYS": json.dumps({"loadtest": {"key_hash": hash_secret_sha256(API_KEY), "name": "Load",
-                                                       "behandelaar": "Team Belasting"}}),
-        })
+        svc_env.update(
+            {
+                "ZGWID_BASE_URL": base,
+                "ZGWID_INSTANCE_PATH": str(instance),
+                "ZGWID_DATABASE_URL": f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}",
+                "ZGWID_ENCRYPTION_KEYS": generate_key(),
+                "ZGWID_SECRET_KEY": secrets.token_urlsafe(32),
+                "ZGWID_LOG_LEVEL": "WARNING",
+                "ZGWID_DIGID_SIMULATOR": "false",
+                "ZGWID_DIGID_IDP_ENTITY_ID": f"{base}/demo/digid/metadata",
+                "ZGWID_DIGID_IDP_SSO_URL": f"{base}/demo/digid/sso",
+                "ZGWID_DIGID_IDP_ARS_URL": f"{base}/demo/digid/resolve",
+                "ZGWID_DIGID_IDP_CERT_FILES": str(keys.idp_cert),
+                "ZGWID_DIGID_SP_KEY_FILE": str(keys.sp_key),
+                "ZGWID_DIGID_SP_CERT_FILE": str(keys.sp_cert),
+                "ZGWID_ZGW_SANDBOX": "false",
+                "ZGWID_ZGW_ZAKEN_URL": f"{sandbox_root}/zaken/api/v1/",
+                "ZGWID_ZGW_DOCUMENTEN_URL": f"{sandbox_root}/documenten/api/v1/",
+                "ZGWID_ZGW_CATALOGI_URL": f"{sandbox_root}/catalogi/api/v1/",
+                "ZGWID_ZGW_SECRET": zgw_secret,
+                "ZGWID_ZGW_TIMEOUT": "5",
+                "ZGWID_WORKER_IN_PROCESS": "false",
+                "ZGWID_REGISTRATION_MAX_ATTEMPTS": str(args.max_attempts),
+                "ZGWID_RATE_LIMIT_START": "100000/minute",
+                "ZGWID_RATE_LIMIT_CITIZEN": "100000/minute",
+                "ZGWID_RATE_LIMIT_API": "100000/minute",
+                "ZGWID_STAFF_USERS": json.dumps(
+                    {"loadtest": {"name": "Load Test", "password_hash": generate_password_hash("x" * 16)}}
+                ),
+                "ZGWID_API_KEYS": json.dumps(
+                    {
+                        "loadtest": {
+                            "key_hash": hash_secret_sha256(API_KEY),
+                            "name": "Load",
+                            "behandelaar": "Team Belasting",
+                        }
+                    }
+                ),
+            }
+        )
         # Migrate once before the web workers start (a release step; before b120891 two gunicorn workers
         # migrating an empty schema at the same time raced on CREATE TABLE and one failed to boot).
         from zgw_identificatie.adapters.sql_store import make_engine, migrate
@@ -446,14 +513,22 @@ def main(argv: list[str] | None = None) -> int:
         pre = make_engine(svc_env["ZGWID_DATABASE_URL"])
         migrate(pre)
         pre.dispose()
-        gunicorn = spawn("gunicorn", [str(VENV_BIN / "zgw-identificatie"), "serve", "--bind",
-                                      f"127.0.0.1:{gport}", "--workers", "2"], svc_env, workdir)
+        gunicorn = spawn(
+            "gunicorn",
+            [str(VENV_BIN / "zgw-identificatie"), "serve", "--bind", f"127.0.0.1:{gport}", "--workers", "2"],
+            svc_env,
+            workdir,
+        )
         procs.append(gunicorn)
         wait_http(f"http://127.0.0.1:{gport}/health/ready", gunicorn, 60)
-        worker_cmd = [sys.executable, "-c",
-                      "import sys; import zgw_identificatie.flows.registration as r; "
-                      "r.LEASE_SECONDS = int(sys.argv[1]); from zgw_identificatie.cli import main; "
-                      "sys.exit(main(['worker']))", str(args.lease_seconds)]
+        worker_cmd = [
+            sys.executable,
+            "-c",
+            "import sys; import zgw_identificatie.flows.registration as r; "
+            "r.LEASE_SECONDS = int(sys.argv[1]); from zgw_identificatie.cli import main; "
+            "sys.exit(main(['worker']))",
+            str(args.lease_seconds),
+        ]
         for i in range(2):
             workers.append(spawn(f"worker-{i}", worker_cmd, svc_env, workdir))
         procs.extend(workers)
@@ -494,9 +569,11 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.1)
             t = time.monotonic() - started
             if args.fault == "zgw-down":
-                requests.post(f"{base}/_standin/faults", json={"path": "/api/v1/", "kind": "503",
-                                                               "methods": ["GET", "POST"], "times": 10**9},
-                              timeout=5)
+                requests.post(
+                    f"{base}/_standin/faults",
+                    json={"path": "/api/v1/", "kind": "503", "methods": ["GET", "POST"], "times": 10**9},
+                    timeout=5,
+                )
                 fault_log.append(f"{t:.1f}s: ZGW APIs answer 503")
                 time.sleep(args.fault_seconds)
                 requests.post(f"{base}/_standin/faults", json={"clear": True}, timeout=5)
@@ -509,8 +586,9 @@ def main(argv: list[str] | None = None) -> int:
                     victim = workers[k % len(workers)]
                     victim.popen.send_signal(signal.SIGKILL)
                     victim.popen.wait(5)
-                    fault_log.append(f"{time.monotonic() - started:.1f}s: SIGKILL {victim.name} (pid "
-                                     f"{victim.popen.pid})")
+                    fault_log.append(
+                        f"{time.monotonic() - started:.1f}s: SIGKILL {victim.name} (pid {victim.popen.pid})"
+                    )
                     replacement = spawn(f"{victim.name}-r{k}", worker_cmd, svc_env, workdir)
                     workers[k % len(workers)] = replacement
                     procs.append(replacement)
@@ -543,8 +621,9 @@ def main(argv: list[str] | None = None) -> int:
                     workers[k] = spawn(f"{w.name}-s{len(restarts)}", worker_cmd, svc_env, workdir)
                     procs.append(workers[k])
             with engine.connect() as conn:
-                open_n = conn.execute(sa.text("SELECT count(*) FROM registrations WHERE state IN ('pending', "
-                                              "'retrying')")).scalar_one()
+                open_n = conn.execute(
+                    sa.text("SELECT count(*) FROM registrations WHERE state IN ('pending', 'retrying')")
+                ).scalar_one()
             if open_n == 0 or time.monotonic() > deadline:
                 break
             time.sleep(1)
@@ -552,11 +631,19 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- invariants --
         with engine.connect() as conn:
-            regs = [dict(r._mapping) for r in conn.execute(sa.text(
-                "SELECT id, session_id, state, attempts, zaak_url, document_url, link_url, error, created_at, "
-                "updated_at FROM registrations"))]
-            sessions = [dict(r._mapping) for r in conn.execute(sa.text(
-                "SELECT id, flow, state, register, registration_state FROM sessions"))]
+            regs = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT id, session_id, state, attempts, zaak_url, document_url, link_url, error, created_at, "
+                        "updated_at FROM registrations"
+                    )
+                )
+            ]
+            sessions = [
+                dict(r._mapping)
+                for r in conn.execute(sa.text("SELECT id, flow, state, register, registration_state FROM sessions"))
+            ]
         engine.dispose()
         sandbox = requests.get(f"{base}/_standin/state", timeout=30).json()
         ok_results = [r for r in results if r.ok]
@@ -605,8 +692,9 @@ def main(argv: list[str] | None = None) -> int:
             n_rol, n_status, n_link = rollen[zaak], statussen[zaak], links_per_zaak[zaak]
             n_doc = documenten[document_identificatie(reg["id"])]
             if (n_rol, n_status, n_doc, n_link) != (1, 1, 1, 1):
-                violate(f"registration {reg['id'][:8]}: rol {n_rol}, status {n_status}, document {n_doc}, "
-                        f"link {n_link}")
+                violate(
+                    f"registration {reg['id'][:8]}: rol {n_rol}, status {n_status}, document {n_doc}, link {n_link}"
+                )
         known_markers = {reg["id"] for reg in regs}
         stray = [z["identificatie"] for z in sandbox["zaken"] if not set(z["kenmerken"]) & known_markers]
         if stray:
@@ -614,38 +702,49 @@ def main(argv: list[str] | None = None) -> int:
         doubles = {m: len(z) for m, z in zaken_by_marker.items() if len(z) > 1}
         if doubles:
             violate(f"{len(doubles)} registrations with more than one zaak")
-        half = [s for s in sessions if s["state"] in ("created", "opened") and any(
-            r.session_id == s["id"] and r.ok for r in results)]
+        half = [
+            s
+            for s in sessions
+            if s["state"] in ("created", "opened") and any(r.session_id == s["id"] and r.ok for r in results)
+        ]
         if half:
             violate(f"{len(half)} successful identifications whose session is still {half[0]['state']}")
         stuck = [s for s in sessions if s["registration_state"] in open_states]
         if stuck:
             violate(f"{len(stuck)} sessions with registration still {stuck[0]['registration_state']}")
-        regless = [s for s in sessions if s["register"] and s["state"] == "authenticated"
-                   and not reg_by_session.get(s["id"])]
+        regless = [
+            s for s in sessions if s["register"] and s["state"] == "authenticated" and not reg_by_session.get(s["id"])
+        ]
         if regless:
             violate(f"{len(regless)} authenticated registering sessions without a registration")
 
         # -- summary --
         reg_states = Counter(reg["state"] for reg in regs)
         attempts = Counter(reg["attempts"] for reg in regs)
-        reg_seconds = [(reg["updated_at"] - reg["created_at"]).total_seconds() for reg in regs
-                       if reg["state"] == "done"]
+        reg_seconds = [
+            (reg["updated_at"] - reg["created_at"]).total_seconds() for reg in regs if reg["state"] == "done"
+        ]
         print("\n== zgw-identificatie load test ==")
         print(f"fault: {args.fault}  " + "; ".join(fault_log))
-        print(f"identifications: {len(results)} run, {len(ok_results)} succeeded, {len(failed_idents)} failed "
-              f"({Counter(r.flow for r in ok_results)})")
-        print(f"burst: {burst_seconds:.1f} s at concurrency {args.concurrency} → "
-              f"{len(results) / burst_seconds:.1f} identifications/s; waited {wait_seconds:.1f} s for registrations")
+        print(
+            f"identifications: {len(results)} run, {len(ok_results)} succeeded, {len(failed_idents)} failed "
+            f"({Counter(r.flow for r in ok_results)})"
+        )
+        print(
+            f"burst: {burst_seconds:.1f} s at concurrency {args.concurrency} → "
+            f"{len(results) / burst_seconds:.1f} identifications/s; waited {wait_seconds:.1f} s for registrations"
+        )
         print(f"HTTP errors: {len(http_errors)} {Counter(http_errors).most_common(5)}")
         if restarts:
             print(f"worker processes that exited by themselves and were restarted: {restarts} (see their logs)")
         if failed_idents:
             print(f"failures: {Counter(r.error for r in failed_idents).most_common(5)}")
         print(f"registrations: {dict(reg_states)}; attempts {dict(sorted(attempts.items()))}")
-        print(f"sandbox: {len(sandbox['zaken'])} zaken, {len(sandbox['rollen'])} rollen, {len(sandbox['statussen'])} "
-              f"statussen, {len(sandbox['documenten'])} documenten, {len(sandbox['links'])} links; "
-              f"{sandbox['requests']} ZGW requests")
+        print(
+            f"sandbox: {len(sandbox['zaken'])} zaken, {len(sandbox['rollen'])} rollen, {len(sandbox['statussen'])} "
+            f"statussen, {len(sandbox['documenten'])} documenten, {len(sandbox['links'])} links; "
+            f"{sandbox['requests']} ZGW requests"
+        )
         print(f"{'step':34} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
         per_step: dict[str, list[float]] = defaultdict(list)
         for r in results:
@@ -654,16 +753,20 @@ def main(argv: list[str] | None = None) -> int:
         per_step["whole identification"] = [sum(r.steps.values()) * 1000 for r in ok_results]
         per_step["registration (login → done)"] = [s * 1000 for s in reg_seconds]
         for name, vals in per_step.items():
-            print(f"{name:34} {len(vals):5d} {pct(vals, 50):8.0f} {pct(vals, 95):8.0f} "
-                  f"{max(vals) if vals else float('nan'):8.0f}")
+            print(
+                f"{name:34} {len(vals):5d} {pct(vals, 50):8.0f} {pct(vals, 95):8.0f} "
+                f"{max(vals) if vals else float('nan'):8.0f}"
+            )
         print(f"mean whole identification: {statistics.fmean(per_step['whole identification'] or [0]):.0f} ms")
         if violations:
             print(f"\nINVARIANTS VIOLATED ({len(violations)}):")
             for v in violations:
                 print(f"  - {v}")
         else:
-            print("\ninvariants: OK (every successful registering identification has exactly one zaak, rol, status, "
-                  "document and link; no doubles, no stray zaken, no session left half-done)")
+            print(
+                "\ninvariants: OK (every successful registering identification has exactly one zaak, rol, status, "
+                "document and link; no doubles, no stray zaken, no session left half-done)"
+            )
     finally:
         for proc in reversed(procs):
             proc.stop()

@@ -83,12 +83,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
     import threading
 
     from .app import services_of
     from .worker import loop
-
-    import signal
 
     app = _app(worker_in_process=False)
     stop = threading.Event()

@@ -11,8 +11,8 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from ..domain.assurance import AssuranceLevel
 from ..domain.errors import InvalidBsn, InvalidLevel, NotOwner, SessionExpired, SessionNotFound
-from ..domain.sessions import Flow, SessionState
-from ..flows import common, known_citizen, mutual, new_citizen
+from ..domain.sessions import Flow
+from ..flows import common, lifecycle
 from . import ratelimit
 from .openapi import OPENAPI
 from .presenters import session_status
@@ -116,15 +116,15 @@ def create_session() -> tuple[Response, int]:
         if "bsn" not in body:
             raise _invalid("bsn", "required", "The citizen's BSN is required for the known-citizen flow.")
         try:
-            ident = known_citizen.start(body["bsn"], register=register, zaak_identificatie=zaak, **owner)
+            ident = lifecycle.start(Flow.KNOWN_CITIZEN, bsn=body["bsn"], zaak=zaak, register=register, **owner)
         except InvalidBsn:
             raise _invalid("bsn", "invalid-bsn", "Nine digits that pass the elfproef.") from None
     elif flow == Flow.NEW_CITIZEN.value:
         if zaak is not None:
             raise _invalid("zaak", "not-allowed", "The new-citizen flow always creates a new zaak.")
-        ident = new_citizen.start(**owner)
+        ident = lifecycle.start(Flow.NEW_CITIZEN, **owner)
     else:
-        ident = mutual.start(register=register, zaak_identificatie=zaak, **owner)
+        ident = lifecycle.start(Flow.MUTUAL, zaak=zaak, register=register, **owner)
     data = session_status(ident, svc.store, svc.clock.now())
     resp = jsonify(data)
     resp.headers["Location"] = f"/api/v1/sessions/{ident.id}"
@@ -151,12 +151,5 @@ def get_session(session_id: str) -> Response:
 def complete_session(session_id: str) -> tuple[str, int]:
     svc = services()
     ident = _load(session_id)
-    if ident.flow is Flow.MUTUAL:
-        mutual.complete(ident.id, owner_id=g.api_client["id"], store=svc.store, clock=svc.clock, settings=svc.settings)
-    elif ident.state is SessionState.AUTHENTICATED:
-        svc.store.update(ident.completed())
-        common.audit(svc.store, svc.clock, ident, actor=g.api_client["id"], event="completed")
-    else:
-        svc.store.delete(ident.id)
-        common.audit(svc.store, svc.clock, ident, actor=g.api_client["id"], event="revoked")
+    lifecycle.finish(ident.id, owner_id=g.api_client["id"], store=svc.store, clock=svc.clock, settings=svc.settings)
     return "", 204

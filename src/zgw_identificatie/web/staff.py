@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash
 from ..domain.assurance import AssuranceLevel
 from ..domain.errors import DomainError, InvalidBsn, InvalidLevel, NotOwner, SessionExpired, SessionNotFound
 from ..domain.sessions import Flow, SessionState
-from ..flows import common, known_citizen, mutual, new_citizen
+from ..flows import common, lifecycle
 from .presenters import citizen_url, grouped, session_status
 from .security import login_staff, services, staff_required, staff_user
 
@@ -93,16 +93,11 @@ def create() -> Any:
     flow = form.get("flow", "")
     if not errors:
         try:
-            if flow == Flow.KNOWN_CITIZEN.value:
-                ident = known_citizen.start(
-                    form.get("bsn", ""), min_level=level, register=register, zaak_identificatie=zaak, **owner
-                )
-            elif flow == Flow.NEW_CITIZEN.value:
-                ident = new_citizen.start(min_level=level, **owner)
-            elif flow == Flow.MUTUAL.value:
-                ident = mutual.start(min_level=level, register=register, zaak_identificatie=zaak, **owner)
-            else:
+            if flow not in {f.value for f in Flow}:
                 abort(400)
+            ident = lifecycle.start(
+                Flow(flow), bsn=form.get("bsn", ""), zaak=zaak, register=register, min_level=level, **owner
+            )
             return redirect(url_for("staff.detail", session_id=ident.id), code=303)
         except InvalidBsn:
             errors["bsn"] = _(
@@ -200,14 +195,7 @@ def complete(session_id: str) -> Any:
     if ident is None:
         return redirect(url_for("staff.index"), code=303)
     try:
-        if ident.flow is Flow.MUTUAL:
-            mutual.complete(ident.id, owner_id=g.staff["id"], store=svc.store, clock=svc.clock, settings=svc.settings)
-        elif ident.state is SessionState.AUTHENTICATED:
-            svc.store.update(ident.completed())
-            common.audit(svc.store, svc.clock, ident, actor=g.staff["id"], event="completed")
-        else:
-            svc.store.delete(ident.id)
-            common.audit(svc.store, svc.clock, ident, actor=g.staff["id"], event="revoked")
+        lifecycle.finish(ident.id, owner_id=g.staff["id"], store=svc.store, clock=svc.clock, settings=svc.settings)
     except DomainError:
         abort(409)
     return redirect(url_for("staff.index"), code=303)

@@ -1,0 +1,57 @@
+"""Starting and finishing a session, the same for the staff page and the API.
+
+Finishing: §2.3 "Voltooien" erases the record at once; an authenticated §2.1/§2.2 session is marked completed;
+a session nobody logged in to yet is revoked (deleted), so its link dies.
+"""
+
+from __future__ import annotations
+
+from ..domain.assurance import AssuranceLevel
+from ..domain.sessions import Flow, IdentificationSession, SessionState
+from ..ports import Clock, SessionStore
+from ..settings import Settings
+from . import common, known_citizen, mutual, new_citizen
+
+
+def finish(session_id: str, *, owner_id: str, store: SessionStore, clock: Clock, settings: Settings) -> str:
+    """Returns what happened: ``erased``, ``completed`` or ``revoked``. Raises NotOwner, SessionNotFound, …"""
+    session = common.load_for_owner(session_id, owner_id, store=store, clock=clock)
+    if session.flow is Flow.MUTUAL:
+        mutual.complete(session.id, owner_id=owner_id, store=store, clock=clock, settings=settings)
+        return "erased"
+    if session.state is SessionState.AUTHENTICATED:
+        store.update(session.completed())
+        common.audit(store, clock, session, actor=owner_id, event="completed")
+        return "completed"
+    store.delete(session.id)
+    common.audit(store, clock, session, actor=owner_id, event="revoked")
+    return "revoked"
+
+
+def start(
+    flow: Flow,
+    *,
+    bsn: object = None,
+    zaak: str | None = None,
+    register: bool = False,
+    min_level: AssuranceLevel | None = None,
+    owner_id: str,
+    owner_name: str,
+    store: SessionStore,
+    clock: Clock,
+    settings: Settings,
+) -> IdentificationSession:
+    """Start a session of any flow (InvalidBsn for §2.2 with a bad BSN). §2.1 always makes a new zaak."""
+    owner = {
+        "owner_id": owner_id,
+        "owner_name": owner_name,
+        "store": store,
+        "clock": clock,
+        "settings": settings,
+        "min_level": min_level,
+    }
+    if flow is Flow.KNOWN_CITIZEN:
+        return known_citizen.start(bsn, register=register or bool(zaak), zaak_identificatie=zaak, **owner)
+    if flow is Flow.NEW_CITIZEN:
+        return new_citizen.start(**owner)
+    return mutual.start(register=register or bool(zaak), zaak_identificatie=zaak, **owner)

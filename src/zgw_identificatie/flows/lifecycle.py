@@ -42,16 +42,29 @@ def start(
     settings: Settings,
 ) -> IdentificationSession:
     """Start a session of any flow (InvalidBsn for §2.2 with a bad BSN). §2.1 always makes a new zaak."""
-    owner = {
-        "owner_id": owner_id,
-        "owner_name": owner_name,
-        "store": store,
-        "clock": clock,
-        "settings": settings,
-        "min_level": min_level,
-    }
     if flow is Flow.KNOWN_CITIZEN:
-        return known_citizen.start(bsn, register=register or bool(zaak), zaak_identificatie=zaak, **owner)
+        return known_citizen.start(
+            bsn,
+            register=register or bool(zaak),
+            zaak_identificatie=zaak,
+            min_level=min_level,
+            owner_id=owner_id,
+            owner_name=owner_name,
+            store=store,
+            clock=clock,
+            settings=settings,
+        )
     if flow is Flow.NEW_CITIZEN:
-        return new_citizen.start(**owner)
-    return mutual.start(register=register or bool(zaak), zaak_identificatie=zaak, **owner)
+        return new_citizen.start(
+            min_level=min_level, owner_id=owner_id, owner_name=owner_name, store=store, clock=clock, settings=settings
+        )
+    return mutual.start(
+        register=register or bool(zaak),
+        zaak_identificatie=zaak,
+        min_level=min_level,
+        owner_id=owner_id,
+        owner_name=owner_name,
+        store=store,
+        clock=clock,
+        settings=settings,
+    )

@@ -112,3 +112,40 @@ def check_level(session: IdentificationSession, identity: DigidIdentity) -> None
 
 def audit_hash(settings: Settings, identity: DigidIdentity) -> str:
     return bsn_hash(settings.audit_hash_key.encode(), identity.bsn)
+
+
+def create(session: IdentificationSession, *, store: SessionStore, clock: Clock) -> IdentificationSession:
+    """Store a new session and record who started it."""
+    store.add(session)
+    audit(store, clock, session, actor=session.owner_id, event="session-created")
+    return session
+
+
+def accept_login(
+    session: IdentificationSession,
+    identity: DigidIdentity,
+    *,
+    store: SessionStore,
+    clock: Clock,
+    settings: Settings,
+    outcome: str = "ok",
+    **changes: object,
+) -> IdentificationSession:
+    """The shared end of every flow's DigiD login: level check, state, audit, and the proof when wanted."""
+    from . import registration_hook
+
+    check_level(session, identity)
+    done = session.authenticated(clock.now(), level=identity.level, **changes)
+    store.update(done)
+    audit(
+        store,
+        clock,
+        done,
+        actor="citizen",
+        event="digid-login",
+        outcome=outcome,
+        bsn_digest=audit_hash(settings, identity),
+    )
+    if done.register:
+        done = registration_hook.register(done, identity, store=store, clock=clock, settings=settings)
+    return done

@@ -17,7 +17,7 @@ from ..domain.identity import DigidIdentity
 from ..domain.sessions import Flow, IdentificationSession
 from ..ports import Clock, SessionStore
 from ..settings import Settings
-from . import common, registration_hook
+from . import common
 
 
 def _code(settings: Settings, session_id: str, bsn: Bsn) -> str:
@@ -49,28 +49,21 @@ def start(
         zaak_identificatie=zaak_identificatie or None,
     )
     session = replace(session, expected_code=_code(settings, session.id, parsed))
-    store.add(session)
-    common.audit(store, clock, session, actor=owner_id, event="session-created")
-    return session
+    return common.create(session, store=store, clock=clock)
 
 
 def citizen_authenticated(
     session: IdentificationSession, identity: DigidIdentity, *, store: SessionStore, clock: Clock, settings: Settings
 ) -> IdentificationSession:
-    common.check_level(session, identity)
     citizen_code = _code(settings, session.id, identity.bsn)
     match = session.expected_code is not None and codes_equal(citizen_code, session.expected_code)
-    done = session.authenticated(clock.now(), level=identity.level, citizen_code=citizen_code, code_match=match)
-    store.update(done)
-    common.audit(
-        store,
-        clock,
-        done,
-        actor="citizen",
-        event="digid-login",
+    return common.accept_login(
+        session,
+        identity,
+        store=store,
+        clock=clock,
+        settings=settings,
         outcome="code-match" if match else "code-mismatch",
-        bsn_digest=common.audit_hash(settings, identity),
+        citizen_code=citizen_code,
+        code_match=match,
     )
-    if done.register:
-        done = registration_hook.register(done, identity, store=store, clock=clock, settings=settings)
-    return done

@@ -8,11 +8,12 @@ erases the record at once (hard delete); what stays is an audit event with a key
 from __future__ import annotations
 
 from ..domain.assurance import AssuranceLevel
+from ..domain.audit import bsn_hash
 from ..domain.identity import DigidIdentity
 from ..domain.sessions import Flow, IdentificationSession
 from ..ports import Clock, SessionStore
 from ..settings import Settings
-from . import common, registration_hook
+from . import common
 
 
 def start(
@@ -36,32 +37,18 @@ def start(
         register=register,
         zaak_identificatie=zaak_identificatie or None,
     )
-    store.add(session)
-    common.audit(store, clock, session, actor=owner_id, event="session-created")
-    return session
+    return common.create(session, store=store, clock=clock)
 
 
 def citizen_authenticated(
     session: IdentificationSession, identity: DigidIdentity, *, store: SessionStore, clock: Clock, settings: Settings
 ) -> IdentificationSession:
-    common.check_level(session, identity)
-    done = session.authenticated(clock.now(), level=identity.level, bsn=identity.bsn)
-    store.update(done)
-    common.audit(
-        store, clock, done, actor="citizen", event="digid-login", bsn_digest=common.audit_hash(settings, identity)
-    )
-    if done.register:
-        done = registration_hook.register(done, identity, store=store, clock=clock, settings=settings)
-    return done
+    return common.accept_login(session, identity, store=store, clock=clock, settings=settings, bsn=identity.bsn)
 
 
 def complete(session_id: str, *, owner_id: str, store: SessionStore, clock: Clock, settings: Settings) -> None:
     """Voltooien: erase the record now. The citizen link is dead from this moment."""
     session = common.load_for_owner(session_id, owner_id, store=store, clock=clock)
-    digest = None
-    if session.bsn is not None:
-        from ..domain.audit import bsn_hash
-
-        digest = bsn_hash(settings.audit_hash_key.encode(), session.bsn)
+    digest = bsn_hash(settings.audit_hash_key.encode(), session.bsn) if session.bsn is not None else None
     store.delete(session.id)
     common.audit(store, clock, session, actor=owner_id, event="erased", outcome="completed", bsn_digest=digest)

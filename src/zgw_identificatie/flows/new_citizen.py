@@ -12,7 +12,7 @@ from ..domain.identity import DigidIdentity
 from ..domain.sessions import Flow, IdentificationSession
 from ..ports import Clock, SessionStore
 from ..settings import Settings
-from . import common, registration_hook
+from . import common
 
 
 def start(
@@ -33,18 +33,12 @@ def start(
         min_level=min_level,
         register=True,
     )
-    store.add(session)
-    common.audit(store, clock, session, actor=owner_id, event="session-created")
-    return session
+    return common.create(session, store=store, clock=clock)
 
 
 def citizen_authenticated(
     session: IdentificationSession, identity: DigidIdentity, *, store: SessionStore, clock: Clock, settings: Settings
 ) -> IdentificationSession:
-    common.check_level(session, identity)
-    done = session.authenticated(clock.now(), level=identity.level, citizen_code=random_code())
-    store.update(done)
-    common.audit(
-        store, clock, done, actor="citizen", event="digid-login", bsn_digest=common.audit_hash(settings, identity)
+    return common.accept_login(
+        session, identity, store=store, clock=clock, settings=settings, citizen_code=random_code()
     )
-    return registration_hook.register(done, identity, store=store, clock=clock, settings=settings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +13,9 @@ from zgw_identificatie.adapters.crypto import DataCipher, generate_key
 from zgw_identificatie.adapters.sql_store import SqlSessionStore, make_engine, migrate
 from zgw_identificatie.settings import Settings
 from zgw_identificatie.testing.clock import FixedClock
-from zgw_identificatie.testing.settings import make_settings
+from zgw_identificatie.testing.settings import TEST_PG_URL, make_settings
 
-PG_URL = os.environ.get("ZGWID_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_URL = TEST_PG_URL
 SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs"
 
 

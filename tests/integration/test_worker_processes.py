@@ -295,7 +295,7 @@ def test_two_web_workers_migrating_a_fresh_database_at_the_same_moment_both_star
     import sys
     import time
 
-    from conftest import PG_URL
+    from zgw_identificatie.testing.settings import TEST_PG_URL as PG_URL
 
     admin = sa.create_engine(PG_URL)
     try:

@@ -46,6 +46,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         },
     )
     from .app import create_app
+    from .demo.digid_simulator import TEST_BSNS
 
     app = create_app(settings)
     start_background(services_of(app))
@@ -55,7 +56,7 @@ zgw-identificatie demo
   Behandelaar:  {settings.base_url}/staff/   gebruiker: behandelaar (of collega)  wachtwoord: {password}
   Zaaksysteem:  {settings.base_url}/sandbox/  (de ZGW-sandbox)
   API:          {settings.base_url}/api/v1/openapi.json   Authorization: Bearer {api_key}
-  DigiD:        de simulator ({settings.base_url}/demo/digid/); test-BSN's: 999993653, 999990019, 111222333
+  DigiD:        de simulator ({settings.base_url}/demo/digid/); test-BSN's: {", ".join(TEST_BSNS)}
 Stop with Ctrl+C.
 """,
         flush=True,

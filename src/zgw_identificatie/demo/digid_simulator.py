@@ -49,7 +49,7 @@ STATUS = "urn:oasis:names:tc:SAML:2.0:status:"
 ARTIFACT_TTL = timedelta(minutes=2)
 PENDING_TTL = timedelta(minutes=15)
 REQUEST_TIME_TOLERANCE = timedelta(minutes=2)  # libsaml max_issue_instant_offset (notes §2.1)
-TEST_BSNS = ("999990019", "999990020", "123456782")
+TEST_BSNS = ("999993653", "999990019", "111222333")
 
 
 @dataclass(frozen=True)

@@ -144,9 +144,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
             folder, "wrong-host", "was-elsewhere.example", issuer=ca, dns=("was-elsewhere.example",), usage=server_auth
         ),
         client_ca=client_ca,
-        client=_issue(
-            folder, "client", CLIENT_SUBJECT, issuer=client_ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH
-        ),
+        client=_issue(folder, "client", CLIENT_SUBJECT, issuer=client_ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH),
     )
 
 
@@ -289,6 +287,16 @@ def _refused(world: World, sp: DigidServiceProvider, match: str) -> DigidFailed:
     return info.value
 
 
+def _eventually(check: Callable[[], object], seconds: float = 2.0) -> bool:
+    """The server thread records a refused handshake just after the client has seen the alert."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 # -- the tests ------------------------------------------------------------------------------------------------
 
 
@@ -328,7 +336,7 @@ def test_an_sp_without_an_accepted_client_certificate_is_refused_by_the_server(w
     _refused(world, sp, "TLS")
     assert server.requests == []
     assert server.connections == 1
-    assert server.handshake_errors
+    assert _eventually(lambda: server.handshake_errors), "the server did not refuse the handshake"
 
 
 def test_a_server_that_never_answers_fails_within_the_read_timeout(world: World) -> None:

@@ -1,4 +1,4 @@
-"""zgw-identificatie demo | serve | worker | purge | saml-metadata | check-config | hash-password | …"""
+"""zgw-identificatie demo | serve | worker | purge | saml-metadata | check-config | digid-metadata-check | …"""
 
 from __future__ import annotations
 
@@ -125,6 +125,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_digid_metadata_check(args: argparse.Namespace) -> int:
+    """R22: compare DigiD's published metadata with the pinned settings; 0 same, 1 changed, 2 unreadable."""
+    from .adapters.digid.metadata_check import run_check
+
+    result = run_check(load_settings())
+    print("\n".join(result.lines))
+    return result.exit_code
+
+
 def cmd_hash_password(args: argparse.Namespace) -> int:
     from werkzeug.security import generate_password_hash
 
@@ -180,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         ("purge", cmd_purge, "erase expired sessions and data once"),
         ("saml-metadata", cmd_saml_metadata, "print the SP metadata for the DigiD aansluiting"),
         ("check-config", cmd_check_config, "validate settings and resolve the ZGW catalogue"),
+        ("digid-metadata-check", cmd_digid_metadata_check, "compare DigiD's metadata with the pinned settings"),
         ("hash-password", cmd_hash_password, "hash a staff password (read from the terminal or stdin)"),
         ("generate-key", cmd_generate_key, "print a new encryption key for ZGWID_ENCRYPTION_KEYS"),
         ("rotate-keys", cmd_rotate_keys, "re-encrypt stored data with the newest encryption key"),

@@ -44,6 +44,9 @@ class DigidSettings:
     idp_entity_id: str = setting(
         "", "DigiD's entityID, e.g. https://was-preprod1.digid.nl/saml/idp/metadata; empty with the simulator"
     )
+    idp_metadata_url: str = setting(
+        "", "Where DigiD publishes its metadata (for digid-metadata-check); empty: the entityID"
+    )
     idp_sso_url: str = setting("", "DigiD's SingleSignOnService URL (HTTP-POST binding)")
     idp_ars_url: str = setting("", "DigiD's ArtifactResolutionService URL (SOAP, index 0)")
     idp_cert_files: list[str] = setting([], "PEM files of DigiD's pinned signing certificate(s); two during a rollover")
@@ -212,7 +215,11 @@ class Settings:
                 "ZGWID_OIDC_CLIENT_ID and ZGWID_OIDC_CLIENT_SECRET are required when ZGWID_OIDC_ISSUER is set"
             )
         if self.production:
-            for env_name, url in (("ZGWID_OIDC_ISSUER", self.oidc.issuer), ("ZGWID_BRP_URL", self.brp.url)):
+            for env_name, url in (
+                ("ZGWID_OIDC_ISSUER", self.oidc.issuer),
+                ("ZGWID_BRP_URL", self.brp.url),
+                ("ZGWID_DIGID_IDP_METADATA_URL", self.digid.idp_metadata_url),
+            ):
                 if url and not url.startswith("https://"):
                     raise ConfigError(f"{env_name} must be an https:// URL in production")
         if not self.zgw.sandbox:

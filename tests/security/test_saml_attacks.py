@@ -29,6 +29,7 @@ from saml_helpers import (
     now_utc,
     resolve_id_of,
 )
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from zgw_identificatie.adapters.digid import DigidServiceProvider
 from zgw_identificatie.adapters.digid.artifact import make_artifact
@@ -212,14 +213,26 @@ def test_a_read_timeout_is_refused_without_a_retry(h: AttackHarness) -> None:
 
 
 def test_a_connection_error_is_retried_once_and_then_refused(h: AttackHarness) -> None:
-    """R6: at most one retry, only on connect errors."""
+    """R6: at most one retry, only on connect errors (requests' shape of a refused connection)."""
 
     def down(request: requests.PreparedRequest) -> tuple[int, bytes]:
-        raise requests.exceptions.ConnectionError("down")
+        refused_connection = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+        raise requests.exceptions.ConnectionError(MaxRetryError(None, IDP_ARS_URL, refused_connection))  # type: ignore[arg-type]
 
     h.handler = down
     refused(h, "unreachable")
     assert len(h.ars.calls) == 2
+
+
+def test_a_connection_dropped_after_sending_is_not_retried(h: AttackHarness) -> None:
+    """R6: the ArtifactResolve already left (requests' shape of 'Connection aborted'), so no second one."""
+
+    def dropped(request: requests.PreparedRequest) -> tuple[int, bytes]:
+        raise requests.exceptions.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError()))
+
+    h.handler = dropped
+    refused(h, "connection lost")
+    assert len(h.ars.calls) == 1
 
 
 def test_a_tls_error_is_refused_at_once(h: AttackHarness) -> None:

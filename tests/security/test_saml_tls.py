@@ -162,6 +162,9 @@ class _ArsHandler(BaseHTTPRequestHandler):
         if self.server.hang.is_set():
             self.server.release.wait(10)
             return
+        if self.server.drop.is_set():
+            self.close_connection = True
+            return
         answer = self.server.answer(body)
         self.send_response(200)
         self.send_header("Content-Type", "text/xml; charset=utf-8")
@@ -189,6 +192,7 @@ class ArsServer(ThreadingHTTPServer):
         self.handshake_errors: list[str] = []
         self.requests: list[dict[str, Any]] = []
         self.hang = threading.Event()
+        self.drop = threading.Event()  # read the ArtifactResolve, then close without an answer
         self.release = threading.Event()
 
     def get_request(self) -> tuple[Any, Any]:
@@ -382,3 +386,22 @@ def test_a_server_that_accepts_tcp_and_never_speaks_tls_fails_quickly(world: Wor
         listener.close()
     assert elapsed < CONNECT_TIMEOUT + READ_TIMEOUT + 1
     assert len(accepted) == 1
+
+
+def test_a_server_that_drops_the_connection_after_the_request_gets_it_only_once(world: World) -> None:
+    """R6: only connect errors are retried; an ArtifactResolve that reached the server is never sent twice."""
+    server = world.server(world.pki.server)
+    server.drop.set()
+    _refused(world, world.sp(server.url), "connection lost")
+    assert len(server.requests) == 1
+    assert server.connections == 1
+
+
+def test_a_refused_connection_is_retried_once_and_then_refused(world: World) -> None:
+    """R6: nothing listens on the port → one retry, then DigidFailed (unreachable), quickly."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    _refused(world, world.sp(f"https://127.0.0.1:{port}{ARS_PATH}"), "unreachable")
+    assert time.monotonic() - started < CONNECT_TIMEOUT

@@ -17,6 +17,7 @@ import requests
 from lxml import etree
 from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
+from urllib3.exceptions import ConnectTimeoutError
 
 from ...domain.assurance import AssuranceLevel
 from ...domain.errors import DigidCancelled, DigidFailed
@@ -167,7 +168,9 @@ class DigidServiceProvider:
                 break
             except requests.exceptions.SSLError:
                 raise DigidFailed("back channel TLS error") from None
-            except requests.exceptions.ConnectionError:
+            except requests.exceptions.ConnectionError as exc:
+                if not _request_never_left(exc):
+                    raise DigidFailed("back channel connection lost") from None
                 if attempt == 2:
                     raise DigidFailed("back channel unreachable") from None
             except requests.exceptions.RequestException as exc:
@@ -280,3 +283,12 @@ class DigidServiceProvider:
             raise DigidFailed(f"python3-saml: {type(exc).__name__} {code}".strip()) from None
         if library_assertion_id != assertion_id:
             raise DigidFailed("python3-saml read another assertion")
+
+
+def _request_never_left(exc: requests.exceptions.ConnectionError) -> bool:
+    """R6 "one retry, only on connect errors": refused, DNS or connect time-out, before the ArtifactResolve
+    was sent. A connection dropped after sending is not retried (DigiD may have consumed the artifact)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    cause = exc.args[0] if exc.args else None
+    return isinstance(getattr(cause, "reason", None), ConnectTimeoutError)  # NewConnectionError is one too

@@ -10,6 +10,7 @@ from flask import Flask, Response, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel
 from flask_babel import gettext as _
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from . import security
@@ -112,6 +113,30 @@ def register_web(app: Flask, services: Services) -> None:
             text=texts.get(code, _("Probeer het later opnieuw.")),
             status=code,
         ), code
+
+    @app.errorhandler(sa_exc.OperationalError)
+    def database_unavailable(exc: sa_exc.OperationalError) -> ResponseReturnValue:
+        """The database is away for a moment (restart, fail-over): say so and when to retry, not 'error'."""
+        log.error("database unavailable on %s %s (ref %s)", request.method, request.path, g.get("request_id", "-"))
+        if request.path.startswith("/api/"):
+            resp, _status = api.problem(503, "Service Unavailable", "The service is briefly unavailable; retry.")
+        else:
+            resp = app.make_response(
+                (
+                    render_template(
+                        "message.html",
+                        title=_("Even niet beschikbaar"),
+                        text=_(
+                            "Deze dienst is even niet beschikbaar. Probeer het over een minuut opnieuw; uw link blijft "
+                            "geldig."
+                        ),
+                        status=503,
+                    ),
+                    503,
+                )
+            )
+        resp.headers["Retry-After"] = "30"
+        return resp, 503
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> ResponseReturnValue:

@@ -13,6 +13,10 @@ def _problem_response(description: str) -> dict[str, Any]:
 
 _ERRORS = {
     "401": _problem_response("No or wrong API key"),
+    "503": {
+        **_problem_response("The database is briefly unavailable; retry after Retry-After seconds"),
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
     "429": {
         **_problem_response("Too many requests for this API client (rate_limit_api, rate_limit_start)"),
         "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},

@@ -62,7 +62,7 @@ def link_key() -> str:
 def init_app(app: Flask, settings: Settings) -> Limiter:
     @app.after_request  # registered before the limiter's own hook, so it runs after it
     def _retry_after_only_on_429(resp: Response) -> Response:
-        if resp.status_code != 429:
+        if resp.status_code not in (429, 503):
             resp.headers.pop("Retry-After", None)
         return resp
 

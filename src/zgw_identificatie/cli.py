@@ -23,18 +23,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from werkzeug.security import generate_password_hash
 
     from .app import services_of
+    from .settings import Settings
     from .web.security import hash_secret_sha256
     from .worker import start_background
 
-    if os.environ.get("ZGWID_ENV") == "production":
+    given = load_settings(validate=False)
+    if given.production:
         print("The demo refuses to run with ZGWID_ENV=production.", file=sys.stderr)
         return 2
-    base_url = f"http://127.0.0.1:{args.port}"
-    password = os.environ.get("ZGWID_DEMO_PASSWORD") or secrets.token_urlsafe(9)
-    api_key = os.environ.get("ZGWID_API_KEY") or secrets.token_urlsafe(24)
+    defaults = Settings()
+    port = args.port or given.demo_port
+    password = given.demo_password or secrets.token_urlsafe(9)
+    api_key = given.api_key or secrets.token_urlsafe(24)
     settings = load_settings(
-        base_url=os.environ.get("ZGWID_BASE_URL", base_url),
-        instance_path=os.environ.get("ZGWID_INSTANCE_PATH", "instance/demo"),
+        base_url=given.base_url if given.base_url != defaults.base_url else f"http://127.0.0.1:{port}",
+        instance_path=given.instance_path if given.instance_path != defaults.instance_path else "instance/demo",
         digid__simulator=True,
         zgw__sandbox=True,
         staff_users={
@@ -61,7 +64,7 @@ Stop with Ctrl+C.
 """,
         flush=True,
     )
-    app.run(host="127.0.0.1", port=args.port, threaded=True, use_reloader=False)
+    app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
     return 0
 
 
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zgw-identificatie", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="start everything embedded for a walk-through")
-    p.add_argument("--port", type=int, default=int(os.environ.get("ZGWID_DEMO_PORT", "8000")))
+    p.add_argument("--port", type=int, default=0, help="default: ZGWID_DEMO_PORT or 8000")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("serve", help="run under gunicorn")
     p.add_argument("--bind", default="0.0.0.0:8000")  # all interfaces: inside a container

@@ -170,6 +170,13 @@ class Settings:
     trusted_proxies: int = setting(0, "Number of reverse proxies whose X-Forwarded-* headers are trusted")
     logo_url: str = setting("", "URL of the municipality's logo shown in the page header")
     theme_css_url: str = setting("", "URL of a CSS file with the municipality's NL Design System tokens")
+    demo_port: int = setting(8000, "Port of 'zgw-identificatie demo' (or --port)")
+    demo_password: str = setting(
+        "", "Demo only: password of the demo's staff accounts; empty: random per start", secret=True
+    )
+    api_key: str = setting(
+        "", "Demo only: the API key the demo accepts and prints; empty: random per start", secret=True
+    )
     digid: DigidSettings = field(default_factory=DigidSettings)
     zgw: ZgwSettings = field(default_factory=ZgwSettings)
     oidc: OidcSettings = field(default_factory=OidcSettings)

@@ -170,7 +170,12 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    """The settings table in Markdown (the README's is generated with this)."""
+    """The settings table in Markdown (the README's is generated with this), or the example TOML file."""
+    if args.toml:
+        from .settings import example_toml
+
+        print(example_toml(), end="")
+        return 0
     print("| Environment variable | TOML key | Default | What it does |\n| --- | --- | --- | --- |")
     for env, key, default, help_text in describe():
         print(f"| `{env}` | `{key}` | `{default}` | {help_text} |")
@@ -196,9 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         ("hash-password", cmd_hash_password, "hash a staff password (read from the terminal or stdin)"),
         ("generate-key", cmd_generate_key, "print a new encryption key for ZGWID_ENCRYPTION_KEYS"),
         ("rotate-keys", cmd_rotate_keys, "re-encrypt stored data with the newest encryption key"),
-        ("settings", cmd_settings, "print every setting as a Markdown table"),
     ]:
         sub.add_parser(name, help=text).set_defaults(func=func)
+    p = sub.add_parser("settings", help="print every setting as a Markdown table (or --toml: the example file)")
+    p.add_argument("--toml", action="store_true")
+    p.set_defaults(func=cmd_settings)
     p = sub.add_parser("hash-api-key", help="make an API key (or hash a given one) for ZGWID_API_KEYS")
     p.add_argument("key", nargs="?")
     p.set_defaults(func=cmd_hash_api_key)

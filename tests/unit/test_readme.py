@@ -24,3 +24,10 @@ def test_the_readme_names_the_two_commands_and_ci_runs_the_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_example_configuration_lists_every_setting():
+    """Regenerate with `zgw-identificatie settings --toml > config/zgw-identificatie.example.toml`."""
+    from zgw_identificatie.settings import example_toml
+
+    assert (ROOT / "config" / "zgw-identificatie.example.toml").read_text() == example_toml()

@@ -84,6 +84,9 @@ class ZgwSettings:
     catalogus_url: str = setting("", "URL of the catalogus holding the zaaktype; empty: look it up by rsin")
     zaaktype_identificatie: str = setting("VIDEO-ID", "identificatie of the zaaktype (the version valid today is used)")
     roltype_omschrijving_generiek: str = setting("initiator", "omschrijvingGeneriek of the citizen's roltype")
+    roltype_existing_zaak: str = setting(
+        "belanghebbende", "omschrijvingGeneriek of the citizen's rol when the proof joins an existing zaak"
+    )
     informatieobjecttype_omschrijving: str = setting(
         "Bewijs identificatie", "omschrijving of the proof's informatieobjecttype"
     )

@@ -237,14 +237,15 @@ def test_an_unknown_existing_zaak_fails_the_registration() -> None:
     assert stack.counts()["rollen"] == 0
 
 
-def test_an_existing_zaak_that_already_has_an_initiator_fails_with_max_occurences() -> None:
-    """Open Zaak allows one initiator per zaak; the refusal's reason is kept."""
+def test_a_second_proof_on_the_same_existing_zaak_reuses_the_citizens_rol() -> None:
+    """Open Zaak allows one initiator per zaak: a second identification adds a document, not a rol."""
     stack = make_stack()
     stack.sandbox.add_zaak("ZAAK-2026-0000000901")
-    stack.run(stack.start(existing_zaak="ZAAK-2026-0000000901"))
+    first = stack.run(stack.start(existing_zaak="ZAAK-2026-0000000901"))
     again = stack.run(stack.start(existing_zaak="ZAAK-2026-0000000901"))
-    assert again.state is RegistrationState.FAILED
-    assert ("nonFieldErrors", "max-occurences") in [p[:2] for p in again.invalid_params]
+    assert first.state is again.state is RegistrationState.DONE
+    assert first.rol_url == again.rol_url
+    assert stack.counts()["rollen"] == 1 and stack.counts()["zaakinformatieobjecten"] == 2
 
 
 def test_no_bsn_ever_appears_in_a_url_sent_to_the_zaaksysteem() -> None:

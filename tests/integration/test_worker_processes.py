@@ -43,7 +43,7 @@ BSNS = ("111222333", "999993653", "999990019", "999990020", "123456782")
 KINDS = ("zaken", "rollen", "statussen", "enkelvoudiginformatieobjecten", "zaakinformatieobjecten")
 WRITES = {  # step → (registry method, sandbox path)
     "zaak": ("create_zaak", "/zaken/api/v1/zaken"),
-    "rol": ("add_initiator", "/zaken/api/v1/rollen"),
+    "rol": ("add_citizen_rol", "/zaken/api/v1/rollen"),
     "status": ("set_first_status", "/zaken/api/v1/statussen"),
     "document": ("upload_document", "/documenten/api/v1/enkelvoudiginformatieobjecten"),
     "link": ("link_document", "/zaken/api/v1/zaakinformatieobjecten"),

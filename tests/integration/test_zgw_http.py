@@ -309,7 +309,7 @@ def test_add_initiator_sends_the_bsn_only_in_the_body_with_a_roltoelichting(api:
     """Z4: natuurlijk_persoon, inpBsn, roltype, roltoelichting always present."""
     api.get(ZAAK["url"], json=answer("05"), headers={"Content-Crs": "EPSG:4326"})
     api.post(ZAKEN + "rollen", status=201, json=answer("02"))
-    url = registry().add_initiator(zaak_url=ZAAK["url"], bsn=Bsn(BSN), toelichting="Geïdentificeerd met DigiD")
+    url = registry().add_citizen_rol(zaak_url=ZAAK["url"], bsn=Bsn(BSN), toelichting="Geïdentificeerd met DigiD")
     assert url == answer("02")["url"]
     assert api.calls[0].request.headers["Accept-Crs"] == "EPSG:4326"  # the zaak, to learn its zaaktype
     body = sent_json(api.calls[1])
@@ -332,7 +332,7 @@ def test_an_existing_zaak_of_another_zaaktype_version_gets_that_versions_roltype
     api.get(ZAAK["url"], json={**answer("05"), "zaaktype": old_zaaktype}, headers={"Content-Crs": "EPSG:4326"})
     api.get(CATALOGI + "roltypen", json=page(old_roltype))
     api.post(ZAKEN + "rollen", status=201, json=answer("02"))
-    registry().add_initiator(zaak_url=ZAAK["url"], bsn=Bsn(BSN), toelichting="t")
+    registry().add_citizen_rol(zaak_url=ZAAK["url"], bsn=Bsn(BSN), toelichting="t")
     assert sent_json(api.calls[2])["roltype"] == old_roltype["url"]
 
 
@@ -432,8 +432,8 @@ def test_find_initiator_matches_the_bsn_locally_never_in_the_url(api: responses.
     """The rollen of the zaak are listed and compared here, so the BSN is not in an access log."""
     api.get(ZAKEN + "rollen", json=answer("09"))
     reg = registry()
-    assert reg.find_initiator(zaak_url=ZAAK["url"], bsn=Bsn(BSN)) == answer("02")["url"]
-    assert reg.find_initiator(zaak_url=ZAAK["url"], bsn=Bsn("111222333")) is None
+    assert reg.find_citizen_rol(zaak_url=ZAAK["url"], bsn=Bsn(BSN)) == answer("02")["url"]
+    assert reg.find_citizen_rol(zaak_url=ZAAK["url"], bsn=Bsn("111222333")) is None
     assert all(BSN not in c.request.url for c in api.calls)
 
 
@@ -517,7 +517,7 @@ def test_a_bsn_echoed_by_the_server_does_not_reach_the_exception_or_the_log(
         },
     )
     with pytest.raises(RegistrationFailed) as caught:
-        registry().add_initiator(zaak_url=ZAAK["url"], bsn=Bsn(BSN), toelichting="t")
+        registry().add_citizen_rol(zaak_url=ZAAK["url"], bsn=Bsn(BSN), toelichting="t")
     assert BSN not in str(caught.value)
     assert BSN not in json.dumps(caught.value.invalid_params)
     assert BSN not in caplog.text

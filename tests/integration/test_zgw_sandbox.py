@@ -155,7 +155,7 @@ def test_the_backoffice_page_lists_zaken_rollen_and_a_working_pdf_link() -> None
     zaak = registry.create_zaak(
         marker="m", startdatum=date(2026, 11, 29), omschrijving="Identificatie", toelichting="t"
     )
-    registry.add_initiator(zaak_url=zaak.url, bsn=Bsn("111222333"), toelichting="t")
+    registry.add_citizen_rol(zaak_url=zaak.url, bsn=Bsn("111222333"), toelichting="t")
     document = registry.upload_document(
         marker="m",
         titel="Bewijs van identificatie",

@@ -98,7 +98,7 @@ def test_the_worker_turns_a_new_citizen_registration_into_one_zaak_with_rol_stat
     new_citizen.citizen_authenticated(s, FakeIdentityProvider().login_as(BSN), **env)
     registry = FakeZaakRegistry()
     assert process_due(registry=registry, renderer=FakeProofRenderer(), limit=5, **env) == 1
-    for method in ("create_zaak", "add_initiator", "set_first_status", "upload_document", "link_document"):
+    for method in ("create_zaak", "add_citizen_rol", "set_first_status", "upload_document", "link_document"):
         assert len(registry.called(method)) == 1, method
     session = env["store"].get(s.id)
     assert session.registration_state is RegistrationState.DONE and session.zaak_identificatie

@@ -106,7 +106,7 @@ class World:
     def writes(self) -> list[str]:
         write_methods = {
             "create_zaak",
-            "add_initiator",
+            "add_citizen_rol",
             "set_first_status",
             "upload_document",
             "link_document",
@@ -121,7 +121,7 @@ def test_a_new_registration_creates_zaak_rol_status_document_and_link_in_that_or
     assert done.state is RegistrationState.DONE
     assert world.writes() == [
         "create_zaak",
-        "add_initiator",
+        "add_citizen_rol",
         "set_first_status",
         "upload_document",
         "link_document",
@@ -204,7 +204,7 @@ def test_an_existing_zaak_is_found_by_identificatie_and_gets_no_new_status() -> 
     done = world.run()
     assert done.state is RegistrationState.DONE
     assert done.zaak_url == ref.url
-    assert world.writes() == ["add_initiator", "upload_document", "link_document"]
+    assert world.writes() == ["add_citizen_rol", "upload_document", "link_document"]
     assert done.status_url is None
 
 
@@ -222,7 +222,7 @@ def test_an_unknown_existing_zaak_fails_without_retry() -> None:
     ("write", "find"),
     [
         ("create_zaak", "find_zaak_by_marker"),
-        ("add_initiator", "find_initiator"),
+        ("add_citizen_rol", "find_citizen_rol"),
         ("set_first_status", "find_status"),
         ("upload_document", "find_document"),
         ("link_document", "find_link"),
@@ -254,12 +254,12 @@ def test_a_write_whose_answer_was_lost_is_found_on_retry_instead_of_repeated(wri
 def test_a_write_that_failed_before_reaching_the_server_is_simply_repeated() -> None:
     """When find_* finds nothing, the retry creates the resource."""
     world = World()
-    world.registry.fail("add_initiator", RegistryUnavailable("503"))
+    world.registry.fail("add_citizen_rol", RegistryUnavailable("503"))
     world.run()
     world.clock.advance(seconds=2)
     world.process()
     assert world.current.state is RegistrationState.DONE
-    assert len(world.registry.called("add_initiator")) == 2
+    assert len(world.registry.called("add_citizen_rol")) == 2
     assert len(world.registry.rollen) == 1
 
 
@@ -304,7 +304,7 @@ def test_a_refusal_fails_the_registration_with_its_reasons_and_no_retry() -> Non
     """A 4xx (RegistrationFailed) is permanent and keeps the invalidParams."""
     world = World()
     world.registry.fail(
-        "add_initiator",
+        "add_citizen_rol",
         RegistrationFailed(
             "POST zaken rollen answered 400",
             [{"name": "nonFieldErrors", "code": "max-occurences", "reason": "Er is al een initiator."}],
@@ -345,7 +345,7 @@ def test_the_registration_never_logs_the_bsn(caplog: pytest.LogCaptureFixture) -
     """Neither success nor failure writes the BSN into a log line."""
     caplog.set_level(logging.DEBUG)
     world = World()
-    world.registry.fail("add_initiator", RegistryUnavailable("503"))
+    world.registry.fail("add_citizen_rol", RegistryUnavailable("503"))
     world.run()
     world.clock.advance(seconds=2)
     world.process()

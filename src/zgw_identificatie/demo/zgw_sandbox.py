@@ -5,7 +5,7 @@ Only the endpoints the service calls, answering like the recorded Open Zaak 1.30
 ``invalidParams``, 412 without ``Accept-Crs`` on zaken, the JWT check (403 like fixture 18),
 generated ``ZAAK-<year>-<10 digits>``, at most one initiator rol, ``{count, next, previous,
 results}`` pagination (``zaakinformatieobjecten``: a plain array). Pre-filled with one catalogus,
-zaaktype ``VIDEO-ID`` (published), roltypen initiator and behandelaar, three statustypen and the
+zaaktype ``VIDEO-ID`` (published), roltypen initiator, behandelaar and belanghebbende, three statustypen and the
 informatieobjecttype "Bewijs identificatie" linked to the zaaktype.
 
 Mount ``create_sandbox_blueprint(settings)`` at ``url_prefix="/sandbox"``; ``/sandbox/`` is a
@@ -223,7 +223,7 @@ class ZgwSandbox:
         catalogus = cat + "catalogussen/" + str(uuid.uuid4())
         zaaktype = cat + "zaaktypen/" + str(uuid.uuid4())
         iot = cat + "informatieobjecttypen/" + str(uuid.uuid4())
-        roltypen = [cat + "roltypen/" + str(uuid.uuid4()) for _ in range(2)]
+        roltypen = [cat + "roltypen/" + str(uuid.uuid4()) for _ in range(3)]
         statustypen = [cat + "statustypen/" + str(uuid.uuid4()) for _ in range(3)]
         self._put(
             "catalogussen",
@@ -280,7 +280,9 @@ class ZgwSandbox:
             },
         )
         for url, (omschrijving, generiek) in zip(
-            roltypen, [("Initiator", "initiator"), ("Behandelaar", "behandelaar")], strict=True
+            roltypen,
+            [("Initiator", "initiator"), ("Behandelaar", "behandelaar"), ("Belanghebbende", "belanghebbende")],
+            strict=True,
         ):
             self._put(
                 "roltypen",

@@ -93,8 +93,13 @@ def run_registration(
         if reg.rol_url is None:
             step = "rol"
             reg, unsure = _begin(reg, step, store, clock)
-            rol_url = registry.find_initiator(zaak_url=zaak_url, bsn=proof.bsn) if unsure else None
-            rol_url = rol_url or registry.add_initiator(zaak_url=zaak_url, bsn=proof.bsn, toelichting=ROL_TOELICHTING)
+            existing = reg.existing_zaak is not None
+            # On an existing zaak the citizen may already be a rol (of any type): then that one is used.
+            look = unsure or existing
+            rol_url = registry.find_citizen_rol(zaak_url=zaak_url, bsn=proof.bsn, existing=existing) if look else None
+            rol_url = rol_url or registry.add_citizen_rol(
+                zaak_url=zaak_url, bsn=proof.bsn, toelichting=ROL_TOELICHTING, existing=existing
+            )
             reg = _save(reg, store, clock, rol_url=rol_url)
         if reg.status_url is None and reg.existing_zaak is None:
             step = "status"

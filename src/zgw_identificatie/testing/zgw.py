@@ -105,15 +105,21 @@ class FakeZaakRegistry:
                 return ZaakRef(url=zaak["url"], identificatie=identificatie)
         raise ZaakNotFound(f"no zaak {identificatie}")
 
-    def add_initiator(self, *, zaak_url: str, bsn: Bsn, toelichting: str) -> str:
-        failure = self._enter("add_initiator", zaak_url=zaak_url, bsn=bsn)
+    def add_citizen_rol(self, *, zaak_url: str, bsn: Bsn, toelichting: str, existing: bool = False) -> str:
+        failure = self._enter("add_citizen_rol", zaak_url=zaak_url, bsn=bsn, existing=existing)
         url = self._url("rollen")
-        self.rollen[url] = {"url": url, "zaak": zaak_url, "bsn": bsn, "toelichting": toelichting}
+        self.rollen[url] = {
+            "url": url,
+            "zaak": zaak_url,
+            "bsn": bsn,
+            "toelichting": toelichting,
+            "generiek": "belanghebbende" if existing else "initiator",
+        }
         self._leave(failure)
         return url
 
-    def find_initiator(self, *, zaak_url: str, bsn: Bsn) -> str | None:
-        self._leave(self._enter("find_initiator", zaak_url=zaak_url, bsn=bsn))
+    def find_citizen_rol(self, *, zaak_url: str, bsn: Bsn, existing: bool = False) -> str | None:
+        self._leave(self._enter("find_citizen_rol", zaak_url=zaak_url, bsn=bsn, existing=existing))
         return next((r["url"] for r in self.rollen.values() if r["zaak"] == zaak_url and r["bsn"] == bsn), None)
 
     def set_first_status(self, *, zaak_url: str, when: datetime, toelichting: str) -> str:

@@ -125,40 +125,43 @@ class ZgwHttpRegistry:
 
     # -- rol ---------------------------------------------------------------------------------------
 
-    def add_initiator(self, *, zaak_url: str, bsn: Bsn, toelichting: str) -> str:
+    def add_citizen_rol(self, *, zaak_url: str, bsn: Bsn, toelichting: str, existing: bool = False) -> str:
+        generiek = (
+            self.settings.zgw.roltype_existing_zaak if existing else self.settings.zgw.roltype_omschrijving_generiek
+        )
         body = {
             "zaak": zaak_url,
             "betrokkeneType": "natuurlijk_persoon",
-            "roltype": self._roltype_for(zaak_url),
+            "roltype": self._roltype_for(zaak_url, generiek),
             "roltoelichting": toelichting[:1000],
             "betrokkeneIdentificatie": {"inpBsn": bsn.value},
         }
         rol = self.zaken.post("rollen", body)
         return str(rol["url"])
 
-    def find_initiator(self, *, zaak_url: str, bsn: Bsn) -> str | None:
-        params = {
-            "zaak": zaak_url,
-            "betrokkeneType": "natuurlijk_persoon",
-            "omschrijvingGeneriek": self.settings.zgw.roltype_omschrijving_generiek,
-        }
+    def find_citizen_rol(self, *, zaak_url: str, bsn: Bsn, existing: bool = False) -> str | None:
+        params = {"zaak": zaak_url, "betrokkeneType": "natuurlijk_persoon"}
+        if not existing:
+            params["omschrijvingGeneriek"] = self.settings.zgw.roltype_omschrijving_generiek
         for rol in self.zaken.list_all("rollen", params):
             ident = rol.get("betrokkeneIdentificatie") or {}
             if isinstance(ident, dict) and ident.get("inpBsn") == bsn.value:
                 return str(rol["url"])
         return None
 
-    def _roltype_for(self, zaak_url: str) -> str:
-        """The configured roltype, or its namesake in the zaaktype (version) of an existing zaak."""
+    def _roltype_for(self, zaak_url: str, generiek: str) -> str:
+        """The roltype with ``generiek`` as omschrijvingGeneriek in the zaaktype (version) of the zaak."""
         refs = self.refs
         zaaktype = self._zaaktype_of.get(zaak_url)
         if zaaktype is None:
             zaak = self.zaken.get(zaak_url, crs=True)
             zaaktype = str((zaak or {}).get("zaaktype") or "")
             self._zaaktype_of[zaak_url] = zaaktype
-        if not zaaktype or zaaktype == refs.zaaktype_url:
+        if (
+            not zaaktype or zaaktype == refs.zaaktype_url
+        ) and generiek == self.settings.zgw.roltype_omschrijving_generiek:
             return refs.roltype_url
-        generiek = self.settings.zgw.roltype_omschrijving_generiek
+        zaaktype = zaaktype or refs.zaaktype_url
         for roltype in self.catalogi.list_all("roltypen", {"zaaktype": zaaktype, "omschrijvingGeneriek": generiek}):
             if roltype.get("omschrijvingGeneriek") == generiek:
                 return str(roltype["url"])

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 
 from ..domain.bsn import Bsn
+from ..domain.dates import DUTCH_MONTHS
 from ..settings import BrpSettings
 
 log = logging.getLogger(__name__)
@@ -29,20 +30,6 @@ FIELDS = (
     "adressering.adresregel2",
     "adressering.adresregel3",
     "adressering.land",
-)
-MONTHS = (
-    "januari",
-    "februari",
-    "maart",
-    "april",
-    "mei",
-    "juni",
-    "juli",
-    "augustus",
-    "september",
-    "oktober",
-    "november",
-    "december",
 )
 
 
@@ -142,9 +129,9 @@ def format_datum(datum: Any) -> str | None:
     kind = datum.get("type")
     if kind == "Datum" and datum.get("datum"):
         d = date.fromisoformat(str(datum["datum"]))
-        return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
+        return f"{d.day} {DUTCH_MONTHS[d.month - 1]} {d.year}"
     if kind == "JaarMaandDatum" and datum.get("jaar") and datum.get("maand"):
-        return f"{MONTHS[int(datum['maand']) - 1]} {datum['jaar']}"
+        return f"{DUTCH_MONTHS[int(datum['maand']) - 1]} {datum['jaar']}"
     if kind == "JaarDatum" and datum.get("jaar"):
         return str(datum["jaar"])
     if kind == "DatumOnbekend":

@@ -22,6 +22,7 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from ..domain.dates import DUTCH_MONTHS
 from ..domain.proof import ProofData
 from ..domain.sessions import Flow
 
@@ -33,20 +34,6 @@ FLOW_LABELS = {
     Flow.KNOWN_CITIZEN: "§2.2 Inwoner bekend bij de gemeente (controle met afgeleide code)",
     Flow.MUTUAL: "§2.3 Wederzijdse zekerheid (medewerker en inwoner)",
 }
-_MONTHS = (
-    "januari",
-    "februari",
-    "maart",
-    "april",
-    "mei",
-    "juni",
-    "juli",
-    "augustus",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
 
 
 def flow_label(flow: Flow) -> str:
@@ -56,7 +43,7 @@ def flow_label(flow: Flow) -> str:
 def dutch_datetime(moment: datetime) -> str:
     local = moment.astimezone(AMSTERDAM)
     zone = local.tzname() or "Europe/Amsterdam"
-    day = f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
+    day = f"{local.day} {DUTCH_MONTHS[local.month - 1]} {local.year}"
     return f"{day}, {local:%H:%M:%S} uur ({zone}, Europe/Amsterdam)"
 
 

@@ -11,9 +11,17 @@ import re
 from datetime import timedelta
 
 import pytest
+from browser_support import (
+    PHONE,
+    STAFF_NAME,
+    STAFF_PASSWORD,
+    STAFF_USER,
+    Browsers,
+    DemoServer,
+    check_page,
+    save_screenshot,
+)
 from playwright.sync_api import Locator, Page, expect
-
-from conftest import PHONE, STAFF_NAME, STAFF_PASSWORD, STAFF_USER, Browsers, DemoServer, check_page, save_screenshot
 
 pytestmark = pytest.mark.browser
 

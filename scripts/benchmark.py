@@ -119,23 +119,12 @@ class Web:
 
 
 def proof_data(session_id: str = "bench-session") -> Any:
-    from zgw_identificatie.domain.assurance import AssuranceLevel
-    from zgw_identificatie.domain.bsn import Bsn
-    from zgw_identificatie.domain.proof import ProofData
-    from zgw_identificatie.domain.sessions import Flow
+    from zgw_identificatie.testing.builders import a_proof
 
-    return ProofData(
-        gemeente="Gemeente Voorbeeld",
-        flow=Flow.NEW_CITIZEN,
+    return a_proof(
+        datetime.now(UTC) - timedelta(minutes=1),
+        bsn=BSN,
         zaak_identificatie="ZAAK-2026-0000000001",
-        identified_at=datetime.now(UTC) - timedelta(minutes=1),
-        level=AssuranceLevel.MIDDEN,
-        bsn=Bsn(BSN),
-        assertion_id="_assertion-bench",
-        issuer="https://digid.test/saml/idp",
-        assertion_sha256="cd" * 32,
-        controlecode="X4K9PQ",
-        code_check=None,
         behandelaar="Sanne de Vries",
         session_id=session_id,
     )
@@ -209,23 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     clock = FixedClock(datetime.now(UTC))
 
     def registration() -> None:
-        from zgw_identificatie.domain.sessions import Flow, IdentificationSession, SessionState
+        from zgw_identificatie.testing.builders import a_session
 
-        now = clock.now()
-        session = IdentificationSession(
-            id=secrets.token_hex(8),
-            flow=Flow.NEW_CITIZEN,
-            state=SessionState.AUTHENTICATED,
-            created_at=now,
-            expires_at=now + timedelta(minutes=15),
-            owner_id="bench",
-            owner_name="Bench",
-            gemeente="Gemeente Voorbeeld",
-            min_level=AssuranceLevel.MIDDEN,
-            level=AssuranceLevel.MIDDEN,
-            authenticated_at=now,
-            register=True,
-        )
+        session = a_session(clock.now(), id=secrets.token_hex(8), owner_id="bench", owner_name="Bench")
         reg_store.add(session)
         reg = start_registration(session, proof_data(session.id), existing_zaak=None, store=reg_store, clock=clock)
         done = run_registration(

@@ -17,13 +17,11 @@ from pypdf import PdfReader
 from zgw_identificatie.adapters.proof_pdf import ReportlabProofRenderer
 from zgw_identificatie.adapters.zgw import ZgwHttpRegistry, build_registry
 from zgw_identificatie.demo.zgw_sandbox import ZgwSandbox, create_sandbox_blueprint, sandbox_api_roots, sandbox_http
-from zgw_identificatie.domain.assurance import AssuranceLevel
-from zgw_identificatie.domain.bsn import Bsn
-from zgw_identificatie.domain.proof import ProofData
 from zgw_identificatie.domain.registration import Registration
-from zgw_identificatie.domain.sessions import Flow, IdentificationSession, RegistrationState, SessionState
+from zgw_identificatie.domain.sessions import RegistrationState
 from zgw_identificatie.flows.registration import process_due, run_registration, start_registration
 from zgw_identificatie.settings import Settings
+from zgw_identificatie.testing.builders import a_proof, a_session
 from zgw_identificatie.testing.clock import FixedClock
 from zgw_identificatie.testing.store import InMemorySessionStore
 from zgw_identificatie.testing.zgw import FakeProofRenderer
@@ -50,34 +48,13 @@ class Stack:
 
     def start(self, existing_zaak: str | None = None) -> Registration:
         now = self.clock.now()
-        session = IdentificationSession(
-            id="sess-faults-0001",
-            flow=Flow.NEW_CITIZEN,
-            state=SessionState.AUTHENTICATED,
-            created_at=now,
-            expires_at=now + timedelta(minutes=15),
-            owner_id="jdv",
-            owner_name="Jan de Vries",
-            gemeente=self.settings.gemeente_naam,
-            min_level=AssuranceLevel.MIDDEN,
-            level=AssuranceLevel.MIDDEN,
-            authenticated_at=now,
-            register=True,
-        )
+        session = a_session(now, id="sess-faults-0001", gemeente=self.settings.gemeente_naam)
         self.store.add(session)
-        proof = ProofData(
+        proof = a_proof(
+            now - timedelta(minutes=1),
+            bsn=BSN,
             gemeente=self.settings.gemeente_naam,
-            flow=Flow.NEW_CITIZEN,
             zaak_identificatie=existing_zaak or "",
-            identified_at=now - timedelta(minutes=1),
-            level=AssuranceLevel.MIDDEN,
-            bsn=Bsn(BSN),
-            assertion_id="_assertion-7",
-            issuer="https://digid.test/saml/idp",
-            assertion_sha256="cd" * 32,
-            controlecode="X4K9PQ",
-            code_check=None,
-            behandelaar="Jan de Vries",
             session_id=session.id,
         )
         return start_registration(session, proof, existing_zaak=existing_zaak, store=self.store, clock=self.clock)

@@ -15,6 +15,7 @@ from zgw_identificatie.domain.proof import ProofData
 from zgw_identificatie.domain.registration import Registration
 from zgw_identificatie.domain.sessions import Flow, IdentificationSession, RegistrationState, SessionState
 from zgw_identificatie.ports import LoginFlow
+from zgw_identificatie.testing.builders import a_proof
 from zgw_identificatie.testing.clock import FixedClock
 
 BSN = "999993653"
@@ -38,21 +39,7 @@ def make_session(clock, **kw) -> IdentificationSession:
 
 
 def proof(clock) -> ProofData:
-    return ProofData(
-        gemeente="G",
-        flow=Flow.NEW_CITIZEN,
-        zaak_identificatie="",
-        identified_at=clock.now(),
-        level=AssuranceLevel.MIDDEN,
-        bsn=Bsn(BSN),
-        assertion_id="_a",
-        issuer="idp",
-        assertion_sha256="0" * 64,
-        controlecode="123456",
-        code_check=None,
-        behandelaar="Sanne",
-        session_id="s1",
-    )
+    return a_proof(clock.now(), bsn=BSN, session_id="s1")
 
 
 def test_the_migrations_create_exactly_the_tables_the_store_uses(store):

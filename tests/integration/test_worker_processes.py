@@ -28,13 +28,11 @@ from flask import Flask
 from zgw_identificatie.adapters.sql_store import SqlSessionStore
 from zgw_identificatie.adapters.zgw import build_registry
 from zgw_identificatie.demo.zgw_sandbox import ZgwSandbox, create_sandbox_blueprint, sandbox_api_roots, sandbox_http
-from zgw_identificatie.domain.assurance import AssuranceLevel
-from zgw_identificatie.domain.bsn import Bsn
-from zgw_identificatie.domain.proof import ProofData
 from zgw_identificatie.domain.registration import Registration
-from zgw_identificatie.domain.sessions import Flow, IdentificationSession, RegistrationState, SessionState
+from zgw_identificatie.domain.sessions import RegistrationState
 from zgw_identificatie.flows.registration import LEASE_SECONDS, process_due, start_registration
 from zgw_identificatie.settings import Settings
+from zgw_identificatie.testing.builders import a_proof, a_session
 from zgw_identificatie.testing.clock import FixedClock
 from zgw_identificatie.testing.zgw import FakeProofRenderer
 
@@ -97,34 +95,13 @@ def start(store: SqlSessionStore, clock: FixedClock, settings: Settings, n: int)
     regs = []
     for i in range(n):
         now = clock.now()
-        session = IdentificationSession(
-            id=f"sess-worker-{i:04d}-{now.timestamp():.0f}",
-            flow=Flow.NEW_CITIZEN,
-            state=SessionState.AUTHENTICATED,
-            created_at=now,
-            expires_at=now + timedelta(minutes=15),
-            owner_id="jdv",
-            owner_name="Jan de Vries",
-            gemeente=settings.gemeente_naam,
-            min_level=AssuranceLevel.MIDDEN,
-            level=AssuranceLevel.MIDDEN,
-            authenticated_at=now,
-            register=True,
-        )
+        session = a_session(now, id=f"sess-worker-{i:04d}-{now.timestamp():.0f}", gemeente=settings.gemeente_naam)
         store.add(session)
-        proof = ProofData(
+        proof = a_proof(
+            now - timedelta(minutes=1),
+            bsn=BSNS[i % len(BSNS)],
             gemeente=settings.gemeente_naam,
-            flow=Flow.NEW_CITIZEN,
-            zaak_identificatie="",
-            identified_at=now - timedelta(minutes=1),
-            level=AssuranceLevel.MIDDEN,
-            bsn=Bsn(BSNS[i % len(BSNS)]),
             assertion_id=f"_assertion-{i}",
-            issuer="https://digid.test/saml/idp",
-            assertion_sha256="cd" * 32,
-            controlecode="X4K9PQ",
-            code_check=None,
-            behandelaar="Jan de Vries",
             session_id=session.id,
         )
         regs.append(start_registration(session, proof, existing_zaak=None, store=store, clock=clock))

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
-from zgw_identificatie.domain.assurance import AssuranceLevel
-from zgw_identificatie.domain.bsn import Bsn
 from zgw_identificatie.domain.errors import RegistrationFailed, RegistryUnavailable
 from zgw_identificatie.domain.proof import ProofData
 from zgw_identificatie.domain.registration import Registration
-from zgw_identificatie.domain.sessions import Flow, IdentificationSession, RegistrationState, SessionState
+from zgw_identificatie.domain.sessions import IdentificationSession, RegistrationState
 from zgw_identificatie.flows.registration import process_due, run_registration, start_registration
 from zgw_identificatie.settings import Settings
+from zgw_identificatie.testing.builders import a_proof, a_session
 from zgw_identificatie.testing.clock import FixedClock
 from zgw_identificatie.testing.store import InMemorySessionStore
 from zgw_identificatie.testing.zgw import FakeProofRenderer, FakeZaakRegistry
@@ -24,40 +22,11 @@ BSN = "111222333"
 
 
 def make_session(clock: FixedClock, **changes: object) -> IdentificationSession:
-    now = clock.now()
-    session = IdentificationSession(
-        id="sess-0123456789",
-        flow=Flow.NEW_CITIZEN,
-        state=SessionState.AUTHENTICATED,
-        created_at=now,
-        expires_at=now + timedelta(minutes=15),
-        owner_id="jdv",
-        owner_name="Jan de Vries",
-        gemeente="Gemeente Voorbeeld",
-        min_level=AssuranceLevel.MIDDEN,
-        level=AssuranceLevel.MIDDEN,
-        authenticated_at=now,
-        register=True,
-    )
-    return replace(session, **changes)  # type: ignore[arg-type]
+    return a_session(clock.now(), id="sess-0123456789", **changes)
 
 
 def make_proof(clock: FixedClock, zaak: str = "") -> ProofData:
-    return ProofData(
-        gemeente="Gemeente Voorbeeld",
-        flow=Flow.NEW_CITIZEN,
-        zaak_identificatie=zaak,
-        identified_at=clock.now(),
-        level=AssuranceLevel.MIDDEN,
-        bsn=Bsn(BSN),
-        assertion_id="_assertion-1",
-        issuer="https://digid.example/saml/idp/metadata",
-        assertion_sha256="ab" * 32,
-        controlecode="K7Q2MX",
-        code_check=None,
-        behandelaar="Jan de Vries",
-        session_id="sess-0123456789",
-    )
+    return a_proof(clock.now(), bsn=BSN, zaak_identificatie=zaak, session_id="sess-0123456789")
 
 
 class World:

@@ -1,6 +1,6 @@
 """Burgerservicenummer value object with the 11-proef.
 
-Source: Logius/RvIG "11-proef" for BSN (weights 9..2 and -1); ``000000000`` passes the
+Source: Logius/RvIG "11-proef" for BSN (weights 9..2 and -1); nine zeros pass the
 arithmetic but is not a BSN and is refused (ZGW cheat sheet §1).
 """
 
@@ -18,7 +18,7 @@ def passes_elfproef(digits: str) -> bool:
     if len(digits) != 9 or not digits.isascii() or not digits.isdigit():
         return False
     total = sum(int(d) * w for d, w in zip(digits, _WEIGHTS, strict=True))
-    return total % 11 == 0 and digits != "000000000"
+    return total % 11 == 0 and digits != "0" * 9
 
 
 @dataclass(frozen=True, slots=True)

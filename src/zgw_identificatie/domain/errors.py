@@ -34,7 +34,7 @@ class SessionAlreadyUsed(DomainError):
 
     def __init__(self, state: str = "authenticated", reason: str | None = None) -> None:
         super().__init__(state)
-        self.state = state  # the session state that makes the link unusable: authenticated, completed, failed, withdrawn
+        self.state = state  # what makes the link unusable: authenticated, completed, failed, withdrawn
         self.reason = reason  # SessionReason value for a failed session
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -66,12 +67,23 @@ def loop(
     interval: float = 1.0,
     heartbeat: Callable[[], None] | None = None,
 ) -> None:
+    from .domain.errors import RegistryUnavailable
+
     last_purge = 0.0
+    unavailable_logged = -math.inf
     while not stop.is_set():
         try:
             run_once(services)
             if heartbeat is not None:
                 heartbeat()
+        except RegistryUnavailable as exc:
+            # The zaaksysteem is down (its catalogue cannot be resolved): registrations wait, the worker
+            # itself is fine (it beats). One line a minute instead of a stack trace every second.
+            if heartbeat is not None:
+                heartbeat()
+            if time.monotonic() - unavailable_logged >= 60:
+                log.warning("zaaksysteem unavailable, registrations wait: %s", exc)
+                unavailable_logged = time.monotonic()
         except Exception:  # the loop must survive; the registration keeps its state
             log.exception("registration worker iteration failed")
         if time.monotonic() - last_purge >= services.settings.purge_interval_seconds:

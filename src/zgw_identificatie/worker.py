@@ -14,12 +14,15 @@ log = logging.getLogger(__name__)
 
 
 def run_once(services: Services, *, limit: int = 20) -> int:
-    """Process the registrations that are due; returns how many were attempted."""
+    """Process the registrations that are due; returns how many were attempted.
+
+    The registry is built only when something is due; when it cannot be built (wrong secret, catalogue
+    not resolvable, zaaksysteem down) each due registration records a failed attempt with backoff."""
     from .flows.registration import process_due
 
     return process_due(
         store=services.store,
-        registry=services.registry,
+        registry_factory=lambda: services.registry,
         renderer=services.renderer,
         clock=services.clock,
         settings=services.settings,
@@ -36,11 +39,15 @@ def purge(services: Services) -> dict[str, int]:
 
 def loop(services: Services, stop: threading.Event, *, interval: float = 1.0) -> None:
     last_purge = 0.0
+    failing = False
     while not stop.is_set():
         try:
             run_once(services)
-        except Exception:  # the loop must survive; the registration keeps its state
-            log.exception("registration worker iteration failed")
+            failing = False
+        except Exception as exc:  # the store is down: the loop survives; the registrations keep their state
+            # One line per failed iteration; the traceback only the first time in a row (not every second).
+            log.error("registration worker iteration failed: %s", type(exc).__name__, exc_info=not failing)
+            failing = True
         if time.monotonic() - last_purge >= services.settings.purge_interval_seconds:
             try:
                 purge(services)

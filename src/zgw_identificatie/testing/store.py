@@ -93,6 +93,25 @@ class InMemorySessionStore:
                 self.leases[r.id] = now + timedelta(seconds=lease_seconds)
             return due
 
+    def reopen_registration(self, registration_id: str, now: datetime) -> Registration | None:
+        with self._lock:
+            reg = self.registrations.get(registration_id)
+            if reg is None or reg.state is not RegistrationState.FAILED or reg.proof is None:
+                return None
+            reopened = replace(
+                reg,
+                state=RegistrationState.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                updated_at=now,
+                error=None,
+                invalid_params=(),
+            )
+            self.leases.pop(registration_id, None)
+            self.registrations[registration_id] = reopened
+            self.history.append(reopened)
+            return reopened
+
     def add_audit(self, event: AuditEvent) -> None:
         self.audit.append(event)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -38,6 +40,15 @@ class FakeZaakRegistry:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _failures: dict[str, deque[_Failure]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    acting: tuple[str, str] | None = None  # the behandelaar of the running registration, if any
+
+    @contextmanager
+    def acting_for(self, user_id: str, user_representation: str) -> Iterator[None]:
+        before, self.acting = self.acting, (user_id, user_representation)
+        try:
+            yield
+        finally:
+            self.acting = before
 
     # -- configuration -------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from ...domain.bsn import Bsn
 from ...domain.errors import RegistrationFailed, RegistryUnavailable, ZaakNotFound
 from ...ports import ZaakRef
 from ...settings import Settings
+from .auth import acting_as
 from .catalogue import CatalogueRefs, resolve_catalogue
 from .client import Http, build_clients
 
@@ -64,6 +66,12 @@ class ZgwHttpRegistry:
         self._today = today or (lambda: datetime.now(UTC).date())
         self._lock = threading.Lock()
         self._zaaktype_of: dict[str, str] = {}
+
+    @contextmanager
+    def acting_for(self, user_id: str, user_representation: str) -> Iterator[None]:
+        """Requests in this block carry the behandelaar in the JWT (``user_id``, ``user_representation``)."""
+        with acting_as(user_id, user_representation):
+            yield
 
     # -- catalogue ---------------------------------------------------------------------------------
 

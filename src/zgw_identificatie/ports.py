@@ -54,6 +54,8 @@ class OneTimeIds(Protocol):
 class ZaakRef:
     url: str
     identificatie: str
+    bronorganisatie: str = ""
+    einddatum: date | None = None  # set: the zaak is closed
 
 
 class ZaakRegistry(Protocol):
@@ -74,6 +76,10 @@ class ZaakRegistry(Protocol):
     def find_zaak_by_marker(self, *, marker: str, startdatum: date) -> ZaakRef | None: ...
     def find_zaak(self, identificatie: str) -> ZaakRef:
         """An existing zaak by its identificatie; raises ZaakNotFound."""
+        ...
+
+    def zaken_with_identificatie(self, identificatie: str) -> Sequence[ZaakRef]:
+        """Every zaak with this identificatie, of any bronorganisatie (to tell "unknown" from "not ours")."""
         ...
 
     def add_citizen_rol(self, *, zaak_url: str, bsn: Bsn, toelichting: str, existing: bool = False) -> str:

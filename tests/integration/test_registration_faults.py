@@ -18,8 +18,8 @@ import jwt
 import pytest
 import requests
 from flask import Flask
-from requests.adapters import BaseAdapter
 from pypdf import PdfReader
+from requests.adapters import BaseAdapter
 
 from zgw_identificatie.adapters.proof_pdf import ReportlabProofRenderer
 from zgw_identificatie.adapters.zgw import ZgwHttpRegistry, build_registry

@@ -41,7 +41,7 @@ from ..domain.errors import DomainError, RegistrationFailed, RegistryUnavailable
 from ..domain.proof import ProofData
 from ..domain.registration import Registration
 from ..domain.sessions import Flow, IdentificationSession, RegistrationState
-from ..ports import Clock, ProofRenderer, SessionStore, ZaakRegistry
+from ..ports import Clock, ProofRenderer, SessionStore, ZaakRef, ZaakRegistry
 from ..settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,9 @@ def _steps(
         document_url = cast(str, run.reg.document_url)
         run.reg, unsure = _begin(run.reg, run.step, store, clock)
         link_url = registry.find_link(zaak_url=zaak_url, document_url=document_url) if unsure else None
-        link_url = link_url or registry.link_document(zaak_url=zaak_url, document_url=document_url, titel=DOCUMENT_TITEL)
+        link_url = link_url or registry.link_document(
+            zaak_url=zaak_url, document_url=document_url, titel=DOCUMENT_TITEL
+        )
         run.reg = _save(run.reg, store, clock, link_url=link_url)
 
 
@@ -273,6 +275,33 @@ def resume(session_id: str, *, store: SessionStore, clock: Clock, actor: str) ->
     _sync_session(store, reopened)
     log.info("registration %s resumed by %s at step %s", reopened.id, actor, describe_step(reopened))
     return reopened
+
+
+class ZaakNotUsable(DomainError):
+    """A zaaknummer given at start cannot take the proof; ``reason``: unknown, other-bronorganisatie, closed."""
+
+    code = "zaak-not-usable"
+
+    def __init__(self, reason: str, identificatie: str) -> None:
+        super().__init__(f"zaak {identificatie}: {reason}")
+        self.reason = reason
+        self.identificatie = identificatie
+
+
+def check_existing_zaak(identificatie: str, *, registry: ZaakRegistry, settings: Settings) -> ZaakRef:
+    """Look the zaak up BEFORE the citizen gets a link: it must exist, belong to our bronorganisatie (RSIN)
+    and be open (no einddatum). Raises ZaakNotUsable; RegistryUnavailable / ConfigError when the zaaksysteem
+    cannot answer (the caller refuses the start then too: a link whose proof cannot land helps nobody)."""
+    found = list(registry.zaken_with_identificatie(identificatie))
+    ours = [z for z in found if z.bronorganisatie in ("", settings.rsin)]
+    if not found:
+        raise ZaakNotUsable("unknown", identificatie)
+    if not ours:
+        raise ZaakNotUsable("other-bronorganisatie", identificatie)
+    open_ = [z for z in ours if z.einddatum is None]
+    if not open_:
+        raise ZaakNotUsable("closed", identificatie)
+    return open_[0]
 
 
 def _zaak_step(

@@ -116,6 +116,19 @@ class FakeZaakRegistry:
                 return ZaakRef(url=zaak["url"], identificatie=identificatie)
         raise ZaakNotFound(f"no zaak {identificatie}")
 
+    def zaken_with_identificatie(self, identificatie: str) -> list[ZaakRef]:
+        self._leave(self._enter("zaken_with_identificatie", identificatie=identificatie))
+        return [
+            ZaakRef(
+                url=z["url"],
+                identificatie=identificatie,
+                bronorganisatie=z.get("bronorganisatie", "002220647"),
+                einddatum=z.get("einddatum"),
+            )
+            for z in self.zaken.values()
+            if z["identificatie"] == identificatie
+        ]
+
     def add_citizen_rol(self, *, zaak_url: str, bsn: Bsn, toelichting: str, existing: bool = False) -> str:
         failure = self._enter("add_citizen_rol", zaak_url=zaak_url, bsn=bsn, existing=existing)
         url = self._url("rollen")

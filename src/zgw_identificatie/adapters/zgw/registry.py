@@ -125,11 +125,26 @@ class ZgwHttpRegistry:
                 return self._zaak_ref(zaak)
         raise ZaakNotFound(f"no zaak with identificatie {identificatie!r} for this bronorganisatie")
 
+    def zaken_with_identificatie(self, identificatie: str) -> list[ZaakRef]:
+        found = self.zaken.list_all("zaken", {"identificatie": identificatie}, crs=True)
+        return [self._zaak_ref(zaak) for zaak in found if zaak.get("identificatie") == identificatie]
+
     def _zaak_ref(self, zaak: dict[str, Any]) -> ZaakRef:
         url = str(zaak["url"])
         if zaak.get("zaaktype"):
             self._zaaktype_of[url] = str(zaak["zaaktype"])
-        return ZaakRef(url=url, identificatie=str(zaak.get("identificatie") or ""))
+        einddatum = None
+        if zaak.get("einddatum"):
+            try:
+                einddatum = date.fromisoformat(str(zaak["einddatum"]))
+            except ValueError:
+                einddatum = date.min  # unreadable, but set: treat as closed
+        return ZaakRef(
+            url=url,
+            identificatie=str(zaak.get("identificatie") or ""),
+            bronorganisatie=str(zaak.get("bronorganisatie") or ""),
+            einddatum=einddatum,
+        )
 
     # -- rol ---------------------------------------------------------------------------------------
 

@@ -123,7 +123,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_settings()
     svc = services_of(_app())
     if not settings.zgw.sandbox:
-        svc.registry  # noqa: B018 - resolves the catalogue; a wrong setting raises ConfigError
+        from .adapters.zgw.registry import ZgwHttpRegistry, check_access
+        from .domain.errors import RegistryUnavailable
+
+        try:
+            registry = svc.registry  # resolves the catalogue; a wrong setting raises ConfigError
+            if isinstance(registry, ZgwHttpRegistry):
+                # A read on the Zaken and the Documenten API: credentials and scopes (ConfigError names the scope).
+                print("\n".join(check_access(registry)))
+        except RegistryUnavailable as exc:
+            print(f"zaaksysteem not reachable: {exc}", file=sys.stderr)
+            return 2
     print("configuration OK")
     return 0
 
@@ -196,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         ("worker", cmd_worker, "process pending registrations and erase expired records"),
         ("purge", cmd_purge, "erase expired sessions and data once"),
         ("saml-metadata", cmd_saml_metadata, "print the SP metadata for the DigiD aansluiting"),
-        ("check-config", cmd_check_config, "validate settings and resolve the ZGW catalogue"),
+        (
+            "check-config",
+            cmd_check_config,
+            "validate settings, resolve the ZGW catalogue, read the Zaken and Documenten APIs",
+        ),
         ("digid-metadata-check", cmd_digid_metadata_check, "compare DigiD's metadata with the pinned settings"),
         ("hash-password", cmd_hash_password, "hash a staff password (read from the terminal or stdin)"),
         ("generate-key", cmd_generate_key, "print a new encryption key for ZGWID_ENCRYPTION_KEYS"),

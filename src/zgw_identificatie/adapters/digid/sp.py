@@ -273,7 +273,7 @@ class DigidServiceProvider:
 
         document = artifact_response.getroottree().getroot()
         assertion = checks.single_assertion(document, response)
-        checks.check_no_unexpected_signatures(response)
+        checks.check_inner_response_signature(response, config.idp_certs)
         try:
             verify_enveloped(assertion, config.idp_certs)
         except XmlRejected as exc:

@@ -127,3 +127,26 @@ def test_the_api_resumes_a_failed_registration_and_refuses_one_that_did_not_fail
     assert twice.status_code == 409 and twice.get_json()["invalidParams"][0]["code"] == "not-failed"
     run_worker(app)
     assert client.get(f"/api/v1/sessions/{sid}", headers=AUTH).get_json()["registration"]["state"] == "done"
+
+
+def test_a_bad_bsn_and_an_unknown_zaak_are_both_reported_at_once(app):
+    staff = Staff.login(app)
+    page = staff.client.get("/staff/")
+    resp = staff.client.post(
+        "/staff/sessions",
+        data={
+            "csrf_token": csrf(page.text),
+            "flow": "known-citizen",
+            "bsn": "123456789",
+            "zaak": "ZAAK-2026-0000000404",
+        },
+    )
+    assert resp.status_code == 400
+    assert "Dit is geen geldig burgerservicenummer" in resp.text
+    assert "Het zaaksysteem kent geen zaak met dit zaaknummer" in resp.text
+    api = app.test_client().post(
+        "/api/v1/sessions",
+        json={"flow": "known-citizen", "bsn": "123456789", "zaak": "ZAAK-2026-0000000404"},
+        headers=AUTH,
+    )
+    assert api.status_code == 400 and api.get_json()["invalidParams"][0]["name"] == "bsn"

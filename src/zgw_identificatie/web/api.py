@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from ..domain.assurance import AssuranceLevel
+from ..domain.bsn import Bsn
 from ..domain.errors import InvalidBsn, InvalidLevel, NotOwner, RegistryUnavailable, SessionExpired, SessionNotFound
 from ..domain.sessions import Flow
 from ..flows import common, lifecycle, registration
@@ -104,8 +105,6 @@ def create_session() -> tuple[Response, int]:
             raise _invalid("level", "invalid-choice", "One of basis, midden, substantieel, hoog.") from None
     if flow != Flow.KNOWN_CITIZEN.value and "bsn" in body:
         raise _invalid("bsn", "not-allowed", "A BSN is only given for the known-citizen flow.")
-    if zaak is not None and flow != Flow.NEW_CITIZEN.value:
-        _check_zaak(zaak)
     client = g.api_client
     owner = {
         "owner_id": client["id"],
@@ -119,6 +118,12 @@ def create_session() -> tuple[Response, int]:
         if "bsn" not in body:
             raise _invalid("bsn", "required", "The citizen's BSN is required for the known-citizen flow.")
         try:
+            Bsn.parse(body["bsn"])
+        except InvalidBsn:
+            raise _invalid("bsn", "invalid-bsn", "Nine digits that pass the elfproef.") from None
+        if zaak is not None:
+            _check_zaak(zaak)
+        try:
             ident = lifecycle.start(Flow.KNOWN_CITIZEN, bsn=body["bsn"], zaak=zaak, register=register, **owner)
         except InvalidBsn:
             raise _invalid("bsn", "invalid-bsn", "Nine digits that pass the elfproef.") from None
@@ -127,6 +132,8 @@ def create_session() -> tuple[Response, int]:
             raise _invalid("zaak", "not-allowed", "The new-citizen flow always creates a new zaak.")
         ident = lifecycle.start(Flow.NEW_CITIZEN, **owner)
     else:
+        if zaak is not None:
+            _check_zaak(zaak)
         ident = lifecycle.start(Flow.MUTUAL, zaak=zaak, register=register, **owner)
     data = session_status(ident, svc.store, svc.clock.now())
     resp = jsonify(data)

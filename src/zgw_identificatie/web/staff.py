@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from werkzeug.security import check_password_hash
 
 from ..domain.assurance import AssuranceLevel
+from ..domain.bsn import Bsn
 from ..domain.errors import (
     DomainError,
     InvalidBsn,
@@ -100,7 +101,14 @@ def create() -> Any:
         errors["level"] = _("Kies een DigiD-niveau uit de lijst.")
         level = None
     flow = form.get("flow", "")
-    if zaak and not errors and flow != Flow.NEW_CITIZEN.value:
+    if flow == Flow.KNOWN_CITIZEN.value:
+        try:
+            Bsn.parse(form.get("bsn", ""))
+        except InvalidBsn:
+            errors["bsn"] = _(
+                "Dit is geen geldig burgerservicenummer. Een BSN heeft 9 cijfers en voldoet aan de elfproef."
+            )
+    if zaak and "zaak" not in errors and flow != Flow.NEW_CITIZEN.value:
         problem = _zaak_problem(zaak)
         if problem:
             errors["zaak"] = problem

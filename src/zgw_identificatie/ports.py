@@ -142,6 +142,10 @@ class SessionStore(OneTimeIds, Protocol):
         """Registrations due for an attempt, leased to the caller so two workers never run the same one."""
         ...
 
+    def failed_registrations(self, *, limit: int = 100) -> Sequence[Registration]:
+        """Failed registrations, most recently failed first (the operator's list to resume)."""
+        ...
+
     def reopen_registration(self, registration_id: str, now: datetime) -> Registration | None:
         """Atomically make a failed registration that still holds its proof due now (pending, attempts 0,
         error cleared, URLs kept); None when it is not failed (any more) or its proof was erased."""

@@ -408,6 +408,16 @@ class SqlSessionStore:
                     claimed.append(self._registration(row))
         return claimed
 
+    def failed_registrations(self, *, limit: int = 100) -> Sequence[Registration]:
+        query = (
+            registrations.select()
+            .where(registrations.c.state == RegistrationState.FAILED.value)
+            .order_by(registrations.c.updated_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [self._registration(row) for row in conn.execute(query)]
+
     def reopen_registration(self, registration_id: str, now: datetime) -> Registration | None:
         with self.engine.begin() as conn:
             won = conn.execute(

@@ -265,6 +265,15 @@ def resume(session_id: str, *, store: SessionStore, clock: Clock, actor: str) ->
     reg = store.registration_for_session(session_id)
     if reg is None:
         raise NotResumable("no-registration")
+    return resume_registration(reg.id, store=store, clock=clock, actor=actor)
+
+
+def resume_registration(registration_id: str, *, store: SessionStore, clock: Clock, actor: str) -> Registration:
+    """``resume`` by registration id: also after the session itself is gone (expired, or the mutual flow's
+    record erased on Voltooien), for the operator (``zgw-identificatie registrations --resume``)."""
+    reg = store.get_registration(registration_id)
+    if reg is None:
+        raise NotResumable("no-registration")
     if reg.state is not RegistrationState.FAILED:
         raise NotResumable("not-failed")
     if reg.proof is None:
@@ -419,6 +428,11 @@ def describe_step(reg: Registration) -> str:
     """The next step this registration will run (for status pages)."""
     if reg.finished:
         return reg.state.value
+    return next_step(reg)
+
+
+def next_step(reg: Registration) -> str:
+    """The first step without a stored URL: where a resumed registration continues."""
     for step, url in zip(
         STEPS, (reg.zaak_url, reg.rol_url, reg.status_url, reg.document_url, reg.link_url), strict=True
     ):

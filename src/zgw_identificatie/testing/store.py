@@ -93,6 +93,10 @@ class InMemorySessionStore:
                 self.leases[r.id] = now + timedelta(seconds=lease_seconds)
             return due
 
+    def failed_registrations(self, *, limit: int = 100) -> Sequence[Registration]:
+        failed = [r for r in self.registrations.values() if r.state is RegistrationState.FAILED]
+        return sorted(failed, key=lambda r: r.updated_at, reverse=True)[:limit]
+
     def reopen_registration(self, registration_id: str, now: datetime) -> Registration | None:
         with self._lock:
             reg = self.registrations.get(registration_id)

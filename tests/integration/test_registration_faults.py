@@ -28,6 +28,8 @@ from zgw_identificatie.domain.registration import Registration
 from zgw_identificatie.domain.sessions import RegistrationState
 from zgw_identificatie.flows.registration import (
     NotResumable,
+    ZaakNotUsable,
+    check_existing_zaak,
     process_due,
     resume,
     run_registration,
@@ -407,3 +409,32 @@ def test_a_catalogue_that_no_longer_resolves_is_a_recorded_attempt_with_backoff(
     assert reg.error is not None and "ZGWID_ZGW_ZAAKTYPE_IDENTIFICATIE" in reg.error
     session = stack.store.get(reg.session_id)
     assert session is not None and session.registration_error == reg.error
+
+
+def test_the_zaak_check_at_start_reads_on_behalf_of_the_behandelaar_and_tells_the_reasons_apart() -> None:
+    stack = make_stack()
+    users: list[str] = []
+
+    def record(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        token = str(response.request.headers["Authorization"]).removeprefix("Bearer ")
+        users.append(jwt.decode(token, stack.settings.zgw.secret, algorithms=["HS256"])["user_id"])
+
+    stack.registry.zaken.session.hooks["response"].append(record)
+    zaak = stack.sandbox.add_zaak("ZAAK-2026-0000000777")
+    found = check_existing_zaak(
+        "ZAAK-2026-0000000777", registry=stack.registry, settings=stack.settings, user=("jdv", "Jan de Vries")
+    )
+    assert found.url.endswith(zaak["url"]) and users == ["jdv"]
+    with pytest.raises(ZaakNotUsable) as unknown:
+        check_existing_zaak("ZAAK-2026-0000000404", registry=stack.registry, settings=stack.settings)
+    assert unknown.value.reason == "unknown"
+    with stack.sandbox._lock:
+        zaak["einddatum"] = "2026-11-01"
+    with pytest.raises(ZaakNotUsable) as closed:
+        check_existing_zaak("ZAAK-2026-0000000777", registry=stack.registry, settings=stack.settings)
+    assert closed.value.reason == "closed"
+    with stack.sandbox._lock:
+        zaak["einddatum"], zaak["bronorganisatie"] = None, "123456782"
+    with pytest.raises(ZaakNotUsable) as foreign:
+        check_existing_zaak("ZAAK-2026-0000000777", registry=stack.registry, settings=stack.settings)
+    assert foreign.value.reason == "other-bronorganisatie"

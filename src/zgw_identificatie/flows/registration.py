@@ -297,11 +297,15 @@ class ZaakNotUsable(DomainError):
         self.identificatie = identificatie
 
 
-def check_existing_zaak(identificatie: str, *, registry: ZaakRegistry, settings: Settings) -> ZaakRef:
+def check_existing_zaak(
+    identificatie: str, *, registry: ZaakRegistry, settings: Settings, user: tuple[str, str] | None = None
+) -> ZaakRef:
     """Look the zaak up BEFORE the citizen gets a link: it must exist, belong to our bronorganisatie (RSIN)
     and be open (no einddatum). Raises ZaakNotUsable; RegistryUnavailable / ConfigError when the zaaksysteem
-    cannot answer (the caller refuses the start then too: a link whose proof cannot land helps nobody)."""
-    found = list(registry.zaken_with_identificatie(identificatie))
+    cannot answer (the caller refuses the start then too: a link whose proof cannot land helps nobody).
+    ``user`` (id, name): the behandelaar on whose behalf the zaak is read (the zaaksysteem's audit trail)."""
+    with registry.acting_for(*user) if user else contextlib.nullcontext():
+        found = list(registry.zaken_with_identificatie(identificatie))
     ours = [z for z in found if z.bronorganisatie in ("", settings.rsin)]
     if not found:
         raise ZaakNotUsable("unknown", identificatie)

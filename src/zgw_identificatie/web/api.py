@@ -152,7 +152,10 @@ def _check_zaak(zaak: str) -> None:
     """Look the zaak up before the session (and its link) exists: 422 when it cannot take the proof."""
     svc = services()
     try:
-        registration.check_existing_zaak(zaak, registry=svc.registry, settings=svc.settings)
+        client = g.api_client
+        registration.check_existing_zaak(
+            zaak, registry=svc.registry, settings=svc.settings, user=(client["id"], client["behandelaar"])
+        )
     except registration.ZaakNotUsable as exc:
         reason = _ZAAK_REASONS[exc.reason]
         raise ApiError(

@@ -142,7 +142,9 @@ def _zaak_problem(zaak: str) -> str | None:
     """The zaak is looked up before a link exists: a form error when it cannot take the proof."""
     svc = services()
     try:
-        registration.check_existing_zaak(zaak, registry=svc.registry, settings=svc.settings)
+        registration.check_existing_zaak(
+            zaak, registry=svc.registry, settings=svc.settings, user=(g.staff["id"], g.staff["name"])
+        )
     except registration.ZaakNotUsable as exc:
         return {
             "unknown": _("Het zaaksysteem kent geen zaak met dit zaaknummer. Controleer het nummer."),

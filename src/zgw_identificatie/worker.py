@@ -39,15 +39,11 @@ def purge(services: Services) -> dict[str, int]:
 
 def loop(services: Services, stop: threading.Event, *, interval: float = 1.0) -> None:
     last_purge = 0.0
-    failing = False
     while not stop.is_set():
         try:
             run_once(services)
-            failing = False
-        except Exception as exc:  # the store is down: the loop survives; the registrations keep their state
-            # One line per failed iteration; the traceback only the first time in a row (not every second).
-            log.error("registration worker iteration failed: %s", type(exc).__name__, exc_info=not failing)
-            failing = True
+        except Exception:  # the loop must survive; the registration keeps its state
+            log.exception("registration worker iteration failed")
         if time.monotonic() - last_purge >= services.settings.purge_interval_seconds:
             try:
                 purge(services)

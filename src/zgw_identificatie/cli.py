@@ -161,8 +161,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                 # A read on the Zaken and the Documenten API: credentials and scopes (ConfigError names the scope).
                 print("\n".join(check_access(registry)))
         except RegistryUnavailable as exc:
-            print(f"zaaksysteem not reachable: {exc}", file=sys.stderr)
-            return 2
+            print(
+                f"zaaksysteem unreachable: {exc}\nThe settings are valid, but the ZGW APIs could not be checked"
+                f" ({settings.zgw.catalogi_url}); try again when they answer.",
+                file=sys.stderr,
+            )
+            return 3
     print("configuration OK")
     return 0
 

@@ -113,6 +113,35 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_registrations(args: argparse.Namespace) -> int:
+    """List failed registrations; ``--resume ID …`` / ``--resume-all`` makes them due again (the worker
+    continues each from its last completed step), also after the session has expired."""
+    from .app import services_of
+    from .flows.registration import NotResumable, next_step, resume_registration
+
+    svc = services_of(_app(worker_in_process=False))
+    failed = list(svc.store.failed_registrations(limit=args.limit))
+    wanted = [r.id for r in failed if r.proof is not None] if args.resume_all else list(args.resume or [])
+    if not wanted:
+        for reg in failed:
+            can = "resumable" if reg.proof is not None else "proof erased"
+            print(
+                f"{reg.id}  {reg.updated_at:%Y-%m-%d %H:%M}Z  zaak={reg.zaak_identificatie or '-'}  "
+                f"stopped-at={next_step(reg)}  {can}  {reg.error or ''}"
+            )
+        print(f"{len(failed)} failed registration(s)")
+        return 0
+    status = 0
+    for reg_id in wanted:
+        try:
+            resume_registration(reg_id, store=svc.store, clock=svc.clock, actor="operator")
+            print(f"{reg_id}: resumed")
+        except NotResumable as exc:
+            print(f"{reg_id}: not resumed ({exc.reason})", file=sys.stderr)
+            status = 1
+    return status
+
+
 def cmd_saml_metadata(args: argparse.Namespace) -> int:
     from .app import services_of
 
@@ -127,12 +156,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_settings()
     svc = services_of(_app())
     if not settings.zgw.sandbox:
+        from .adapters.zgw.registry import ZgwHttpRegistry, check_access
+
         try:
-            svc.registry  # noqa: B018 - resolves the catalogue; a wrong setting raises ConfigError
+            registry = svc.registry  # resolves the catalogue; a wrong setting raises ConfigError
+            if isinstance(registry, ZgwHttpRegistry):
+                # A read on the Zaken and the Documenten API: credentials and scopes (ConfigError names the scope).
+                print("\n".join(check_access(registry)))
         except RegistryUnavailable as exc:
             print(
-                f"zaaksysteem unreachable: {exc}\nThe settings are valid, but the ZGW catalogue could not be checked"
-                f" ({settings.zgw.catalogi_url}); try again when the Catalogi API answers.",
+                f"zaaksysteem unreachable: {exc}\nThe settings are valid, but the ZGW APIs could not be checked"
+                f" ({settings.zgw.catalogi_url}); try again when they answer.",
                 file=sys.stderr,
             )
             return 3
@@ -285,7 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         ("worker", cmd_worker, "process pending registrations and erase expired records"),
         ("purge", cmd_purge, "erase expired sessions and data once"),
         ("saml-metadata", cmd_saml_metadata, "print the SP metadata for the DigiD aansluiting"),
-        ("check-config", cmd_check_config, "validate settings and resolve the ZGW catalogue"),
+        (
+            "check-config",
+            cmd_check_config,
+            "validate settings, resolve the ZGW catalogue, read the Zaken and Documenten APIs",
+        ),
         ("digid-metadata-check", cmd_digid_metadata_check, "compare DigiD's metadata with the pinned settings"),
         ("hash-password", cmd_hash_password, "hash a staff password (read from the terminal or stdin)"),
         ("generate-key", cmd_generate_key, "print a new encryption key for ZGWID_ENCRYPTION_KEYS"),
@@ -302,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("settings", help="print every setting as a Markdown table (or --toml: the example file)")
     p.add_argument("--toml", action="store_true")
     p.set_defaults(func=cmd_settings)
+    p = sub.add_parser("registrations", help="list failed registrations; --resume ID… or --resume-all finishes them")
+    p.add_argument("--resume", nargs="+", metavar="ID")
+    p.add_argument("--resume-all", action="store_true")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=cmd_registrations)
     p = sub.add_parser("hash-api-key", help="make an API key (or hash a given one) for ZGWID_API_KEYS")
     p.add_argument("key", nargs="?")
     p.set_defaults(func=cmd_hash_api_key)

@@ -40,12 +40,15 @@ def heartbeat_age(path: Path = HEARTBEAT_FILE) -> float | None:
 
 
 def run_once(services: Services, *, limit: int = 20) -> int:
-    """Process the registrations that are due; returns how many were attempted."""
+    """Process the registrations that are due; returns how many were attempted.
+
+    The registry is built only when something is due; when it cannot be built (wrong secret, catalogue
+    not resolvable, zaaksysteem down) each due registration records a failed attempt with backoff."""
     from .flows.registration import process_due
 
     return process_due(
         store=services.store,
-        registry=services.registry,
+        registry_factory=lambda: services.registry,
         renderer=services.renderer,
         clock=services.clock,
         settings=services.settings,

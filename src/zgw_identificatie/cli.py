@@ -70,20 +70,40 @@ Stop with Ctrl+C.
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """gunicorn with the app factory (production)."""
+    settings = load_settings()
+    _prepare_multiprocess_metrics()
     cmd = [
         sys.executable,
         "-m",
         "gunicorn",
+        "--config",
+        "python:zgw_identificatie.gunicorn_conf",
         "--bind",
         args.bind,
         "--workers",
         str(args.workers),
-        "--access-logfile",
-        "-",
-        "zgw_identificatie.wsgi:app",
     ]
+    if settings.log_format != "json":  # JSON logs: the app writes one structured line per request instead
+        cmd += ["--access-logfile", "-"]
+    cmd.append("zgw_identificatie.wsgi:app")
     os.execvp(cmd[0], cmd)  # noqa: S606 - fixed argv
     return 0
+
+
+def _prepare_multiprocess_metrics() -> None:
+    """gunicorn's workers share their Prometheus counters through files in PROMETHEUS_MULTIPROC_DIR: a fresh
+    folder per start (given and emptied, or a new temporary one), set before any worker imports the client."""
+    import tempfile
+    from pathlib import Path
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="zgwid-metrics-")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -94,6 +114,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .worker import loop
 
     app = _app(worker_in_process=False)
+    svc = services_of(app)
+    if svc.settings.metrics_port:
+        from .metrics import start_metrics_server
+
+        start_metrics_server(svc.settings.metrics_port, svc.settings.metrics_bind, svc.store)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())  # finish the registration at hand, then exit

@@ -29,6 +29,9 @@ def run_once(services: Services, *, limit: int = 20) -> int:
 
 def purge(services: Services) -> dict[str, int]:
     counts = services.store.purge(services.clock.now())
+    from .metrics import count_purge
+
+    count_purge(counts)
     if any(counts.values()):
         log.info("purged expired records: %s", counts)
     return counts

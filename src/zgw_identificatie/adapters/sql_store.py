@@ -121,6 +121,18 @@ registrations = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("invalid_params", sa.Text),
     sa.Column("lease_until", UTCDateTime()),
+    sa.Column("request_id", sa.String(64)),  # migration 0008
+)
+
+#: Demo only (migration 0008): the DigiD simulator's pending logins and issued artifacts, shared by every
+#: process and replica that runs the simulator. Values are encrypted (an artifact holds a BSN).
+demo_digid_state = sa.Table(
+    "demo_digid_state",
+    metadata,
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value_enc", sa.LargeBinary, nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
 )
 
 audit_events = sa.Table(
@@ -323,6 +335,7 @@ class SqlSessionStore:
             "uncertain_step": reg.uncertain_step,
             "error": reg.error,
             "invalid_params": json.dumps([list(p) for p in reg.invalid_params]),
+            "request_id": reg.request_id,
         }
 
     def _registration(self, r: Any) -> Registration:
@@ -346,6 +359,7 @@ class SqlSessionStore:
             uncertain_step=r.uncertain_step,
             error=r.error,
             invalid_params=tuple(tuple(p) for p in json.loads(r.invalid_params or "[]")),
+            request_id=r.request_id,
         )
 
     def add_registration(self, registration: Registration) -> None:

@@ -35,6 +35,7 @@ class Registration:
     uncertain_step: str | None = None  # a write whose outcome is unknown (time-out): look before retrying
     error: str | None = None
     invalid_params: tuple[tuple[str, str, str], ...] = ()  # (name, code, reason)
+    request_id: str | None = None  # X-Request-Id of the request that started it: the worker logs under it
 
     @property
     def finished(self) -> bool:

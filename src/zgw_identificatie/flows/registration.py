@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+from .. import metrics, request_context
 from ..domain.errors import RegistrationFailed, RegistryUnavailable, ZaakNotFound
 from ..domain.proof import ProofData
 from ..domain.registration import Registration
@@ -63,8 +64,10 @@ def start_registration(
         created_at=now,
         updated_at=now,
         next_attempt_at=now,
+        request_id=request_context.current(),
     )
     store.add_registration(registration)
+    metrics.REGISTRATIONS.labels("started").inc()
     log.info("registration %s started for session %s", registration.id, session.id[:8])
     return registration
 
@@ -152,6 +155,7 @@ def run_registration(
     )
     store.update_registration(done)
     _sync_session(store, done)
+    metrics.REGISTRATIONS.labels("done").inc()
     log.info("registration %s done: zaak %s", done.id, done.zaak_identificatie)
     return done
 
@@ -168,12 +172,16 @@ def process_due(
     """Run the registrations that are due (leased, so two workers never run the same one); their number."""
     claimed = store.claim_due_registrations(clock.now(), lease_seconds=LEASE_SECONDS, limit=limit)
     for reg in claimed:
-        try:
-            run_registration(reg, store=store, registry=registry, renderer=renderer, clock=clock, settings=settings)
-        except Exception as exc:  # one broken registration must not stop the worker
-            log.exception("registration %s: unexpected %s", reg.id, type(exc).__name__)
-            current = store.get_registration(reg.id) or reg
-            _transient(current, store, clock, settings, current.uncertain_step or "", type(exc).__name__)
+        metrics.REGISTRATION_ATTEMPTS.inc()
+        with request_context.bound(reg.request_id):  # the worker's lines carry the citizen request's id
+            try:
+                run_registration(
+                    reg, store=store, registry=registry, renderer=renderer, clock=clock, settings=settings
+                )
+            except Exception as exc:  # one broken registration must not stop the worker
+                log.exception("registration %s: unexpected %s", reg.id, type(exc).__name__)
+                current = store.get_registration(reg.id) or reg
+                _transient(current, store, clock, settings, current.uncertain_step or "", type(exc).__name__)
     return len(claimed)
 
 
@@ -228,6 +236,7 @@ def _transient(
         return _finish_failed(failed, store, clock, f"gave up after {failed.attempts} attempts: {error}", ())
     later = reg.retry_later(now, error, uncertain_step=step or None)
     store.update_registration(later)
+    metrics.REGISTRATIONS.labels("retry").inc()
     _sync_session(store, later)
     log.warning(
         "registration %s: %s failed (attempt %d), retry at %s",
@@ -255,6 +264,7 @@ def _finish_failed(
     )
     store.update_registration(failed)
     _sync_session(store, failed)
+    metrics.REGISTRATIONS.labels("failed").inc()
     log.error("registration %s failed: %s (%d invalid params)", reg.id, error, len(invalid_params))
     return failed
 

@@ -74,7 +74,8 @@ _REASONS = (
     ("session behind", "session_gone"),
     ("samlresponse", "wrong_binding"),
     ("samlart", "bad_request"),
-    ("level", "level_too_low"),
+    ("below the required level", "level_too_low"),
+    ("level-too-low", "level_too_low"),
     ("status", "idp_status"),
     ("artifact", "artifact"),
     ("not utc", "time"),
@@ -162,7 +163,8 @@ def registration_stats(store: Any, now: datetime | None = None) -> tuple[dict[st
         from .adapters.sql_store import registrations as t
 
         with engine.connect() as conn:
-            by_state = {r.state: int(r.n) for r in conn.execute(sa.select(t.c.state, sa.func.count().label("n")).group_by(t.c.state))}
+            counted = conn.execute(sa.select(t.c.state, sa.func.count().label("n")).group_by(t.c.state))
+            by_state = {r.state: int(r.n) for r in counted}
             row = conn.execute(
                 sa.select(sa.func.min(t.c.created_at), sa.func.max(t.c.attempts)).where(t.c.state.in_(unfinished))
             ).one()

@@ -17,7 +17,7 @@ from contextvars import ContextVar
 
 HEADER = "X-Request-Id"
 MAX_LENGTH = 64
-_SAFE = re.compile(r"[A-Za-z0-9._:-]{1,%d}" % MAX_LENGTH)
+_SAFE = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_LENGTH}}}")
 
 _current: ContextVar[str | None] = ContextVar("zgwid_request_id", default=None)
 

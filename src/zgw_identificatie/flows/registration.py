@@ -175,9 +175,7 @@ def process_due(
         metrics.REGISTRATION_ATTEMPTS.inc()
         with request_context.bound(reg.request_id):  # the worker's lines carry the citizen request's id
             try:
-                run_registration(
-                    reg, store=store, registry=registry, renderer=renderer, clock=clock, settings=settings
-                )
+                run_registration(reg, store=store, registry=registry, renderer=renderer, clock=clock, settings=settings)
             except Exception as exc:  # one broken registration must not stop the worker
                 log.exception("registration %s: unexpected %s", reg.id, type(exc).__name__)
                 current = store.get_registration(reg.id) or reg

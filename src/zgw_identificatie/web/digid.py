@@ -88,11 +88,13 @@ def acs() -> Response:
     except (DigidFailed, LevelTooLow) as exc:
         svc.store.update(ident.failed())
         common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login", outcome="failed")
-        outcome = "level_too_low" if isinstance(exc, LevelTooLow) else "failed"
+        too_low = metrics.login_reason(getattr(exc, "reason", exc.code)) == "level_too_low"
+        outcome = "level_too_low" if too_low else "failed"
         metrics.IDENTIFICATIONS.labels(ident.flow.value, outcome).inc()
         return _failure(getattr(exc, "reason", exc.code))
     metrics.DIGID_LOGINS.labels("success", "ok").inc()
-    metrics.IDENTIFICATIONS.labels(ident.flow.value, "code_mismatch" if done.code_match is False else "identified").inc()
+    outcome = "code_mismatch" if done.code_match is False else "identified"
+    metrics.IDENTIFICATIONS.labels(ident.flow.value, outcome).inc()
     session.clear()  # a new browser session at login (R15)
     session["citizen_done"] = done.id
     session["citizen_seen"] = session["citizen_since"] = time.time()

@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
     if settings.digid.simulator:
         from .demo.digid_simulator import create_simulator_blueprint
 
-        demo_blueprints.append(("/demo/digid", create_simulator_blueprint(settings, clock=clock)))
+        demo_blueprints.append(("/demo/digid", create_simulator_blueprint(settings, clock=clock, store=store)))
     if settings.zgw.sandbox:
         from .demo.zgw_sandbox import create_sandbox_blueprint
 

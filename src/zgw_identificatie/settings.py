@@ -94,6 +94,12 @@ class ZgwSettings:
     taal: str = setting("nld", "taal of the proof document (ISO 639-2)")
     zaak_omschrijving: str = setting("Identificatie met DigiD tijdens videogesprek", "omschrijving of new zaken")
     check_on_start: bool = setting(True, "Resolve the catalogue at start-up and refuse to start when it fails")
+    # Demo (issue 9): the sandbox's data across restarts and processes.
+    sandbox_state_file: str = setting(
+        "",
+        "Sandbox only: JSON file keeping the sandbox's zaken and documents across restarts and worker processes; "
+        "empty: in memory ('demo' uses <instance>/zgw-sandbox.json)",
+    )
 
 
 @dataclass

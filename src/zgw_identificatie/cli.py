@@ -49,7 +49,14 @@ def demo_settings(given: Any, port: int) -> tuple[Any, str | None, str | None]:
         overrides["api_keys"] = {
             "demo": {"key_hash": hash_secret_sha256(api_key), "name": "Demo-client", "behandelaar": "Team Burgerzaken"}
         }
-    return load_settings(**overrides), password, api_key
+    import copy
+
+    settings = copy.deepcopy(given)
+    for key, value in overrides.items():
+        section, _, name = key.rpartition("__")
+        setattr(getattr(settings, section) if section else settings, name, value)
+    settings.validate()
+    return settings, password, api_key
 
 
 def demo_banner(settings: Any, password: str | None, api_key: str | None) -> str:

@@ -138,6 +138,8 @@ def test_login_reasons_and_zgw_operations_are_bounded_labels():
         ("<script>", False),
         ("tab\tseparated", False),
         ("caf\u00e9", False),
+        ("999993653", False),  # would be masked in the logs (and could be a BSN)
+        ("req-999993653", False),
     ],
 )
 def test_a_request_id_is_taken_when_safe_and_made_otherwise(app, given, kept):

@@ -451,7 +451,8 @@ def run(
     if not haproxy:
         raise SetupError("haproxy is not installed: run `make proxy-deps` (Debian's haproxy package)")
     try:
-        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=2).ping()
+        with redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=2) as probe:
+            probe.ping()
     except redis.RedisError as exc:
         raise SetupError(f"Redis on {REDIS_HOST}:{REDIS_PORT} is not reachable: {exc}") from None
     started = time.monotonic()
@@ -786,6 +787,7 @@ def run(
             redis_prefix_client.flushdb()
         except Exception:  # noqa: S110 - best effort clean-up
             pass
+        redis_prefix_client.close()
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()

@@ -281,15 +281,19 @@ class Ident:
     server_errors: list[tuple[int, str]] = field(default_factory=list)  # (status, replica or "")
     acs_replica: str = ""
     retried_after: list[str] = field(default_factory=list)  # replica of the answer before a silent close
+    seconds: float = 0.0
     sso_replica: str = ""
 
 
 def identify(base: str, ca: Path, flow: str, bsn: str) -> Ident:
     import requests
 
-    from zgw_identificatie.request_context import new_request_id
+    from zgw_identificatie.request_context import valid
 
-    ident = Ident(flow=flow, request_id="scale-" + new_request_id()[:16], bsn=bsn)  # an id the log filter leaves
+    request_id = ""
+    while not valid(request_id):  # an id the service accepts: nothing in it that the log mask would hide
+        request_id = "scale-" + secrets.token_hex(8)
+    ident = Ident(flow=flow, request_id=request_id, bsn=bsn)
 
     def record(resp: requests.Response, *_a: Any, **_k: Any) -> None:
         replica = resp.headers.get("X-Served-By", "")
@@ -311,6 +315,7 @@ def identify(base: str, ca: Path, flow: str, bsn: str) -> Ident:
                 return super().request(method, url, *args, **kwargs)
 
     api, web = BrowserLikeSession(), BrowserLikeSession()
+    began = time.perf_counter()
     for s in (api, web):
         s.trust_env = False  # REQUESTS_CA_BUNDLE would override the run's CA; no proxies for loopback
         s.verify = str(ca)
@@ -369,6 +374,7 @@ def identify(base: str, ca: Path, flow: str, bsn: str) -> Ident:
     except Exception as exc:
         ident.error = f"{type(exc).__name__}: {exc}"[:200]
     finally:
+        ident.seconds = time.perf_counter() - began
         api.close()
         web.close()
     return ident
@@ -408,6 +414,13 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
             except ValueError:
                 pass
     return lines
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))], 2)
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -648,6 +661,8 @@ def run(
             burst_seconds=round(burst_seconds, 1),
             identifications_per_second=round(len(results) / burst_seconds, 2) if burst_seconds else 0,
             requests=sum(len(r.served_by) for r in results),
+            identification_seconds_p50=_pct([r.seconds for r in ok], 50),
+            identification_seconds_p95=_pct([r.seconds for r in ok], 95),
             killed=killed or "none",
         )
         report.check(
@@ -662,9 +677,12 @@ def run(
             "§2.1 and §2.2 both succeeded", {r.flow for r in ok} == {"new-citizen", "known-citizen"}, str(len(ok))
         )
         multi = [r for r in ok if len({x for x in r.served_by if x}) >= 2]
+        report.figures["identifications_on_several_replicas"] = f"{len(multi)} of {len(ok)}"
+        # Round-robin among concurrent clients spreads each identification's ~8 requests, but two replicas
+        # (after the kill) can serve all of one identification by chance (1 in 2^7): allow a few.
         report.check(
-            "each identification's requests landed on several replicas",
-            len(multi) == len(ok),
+            "identifications' requests landed on several replicas (at least 90 %)",
+            len(multi) >= 0.9 * len(ok),
             f"{len(ok) - len(multi)} stayed on one replica",
         )
         report.figures["sso_and_acs_on_different_replicas"] = sum(
@@ -691,7 +709,9 @@ def run(
                 r.error.split(":")[0] + ": " + r.error.split(":")[-1].strip() for r in failed
             )
         report.figures["browser_like_retries"] = sum(len(r.retried_after) for r in results)
-        unexplained = [r for r in failed if not r.server_errors and killed not in r.retried_after]
+        # A request on a reused connection to the replica as it died is closed without an answer (HAProxy does
+        # not log it); the retry then meets a single-use step already consumed there (login flow, artifact).
+        unexplained = [r for r in failed if not r.server_errors and not r.retried_after]
         report.check(
             "every interrupted identification met the killed replica",
             not unexplained,
@@ -760,11 +780,18 @@ def run(
                     rid = line.get("request_id")
                     if rid and rid != "-":
                         by_id[rid].add(str(line.get("replica", "")).split(":")[0])
-        spread = [r for r in ok if len({x for x in by_id.get(r.request_id, set()) if x.startswith("replica-")}) >= 2]
+        # Every replica that answered one of an identification's requests logged a line under its request id.
+        consistent = [r for r in ok if {x for x in r.served_by if x} <= by_id.get(r.request_id, set())]
         report.check(
-            "JSON log lines carry one identification's request id on several replicas",
-            len(spread) == len(ok),
-            f"{len(ok) - len(spread)} not",
+            "JSON log lines of every replica that served an identification carry its request id",
+            len(consistent) == len(ok),
+            f"{len(ok) - len(consistent)} not",
+        )
+        spread = [r for r in multi if len({x for x in by_id.get(r.request_id, set()) if x.startswith("replica-")}) >= 2]
+        report.check(
+            "one identification's request id in the JSON logs of several replicas",
+            len(spread) == len(multi) and len(spread) > 0,
+            f"{len(multi) - len(spread)} not",
         )
         with_worker = [
             r

@@ -27,6 +27,8 @@ from prometheus_client.registry import Collector
 log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+if os.environ.get(MULTIPROC_ENV):  # any process started with it (worker, purge) writes there: make sure it exists
+    os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 IDENTIFICATIONS = Counter(

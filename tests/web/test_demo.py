@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from demo_driver import API_KEY, Citizen, Staff, csrf, demo_app, path_of, run_worker
 from zgw_identificatie.adapters.crypto import generate_key
@@ -122,9 +123,11 @@ def test_serve_with_three_worker_processes_lets_every_simulator_login_succeed(tm
     """The issue's reproduction: gunicorn with several workers answered 404 at the simulator's SSO in 1 of 6."""
     from zgw_identificatie.web.security import hash_secret_sha256
 
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
+        "ZGWID_METRICS_PORT": str(metrics_port),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
         **os.environ,
         "ZGWID_BASE_URL": base,
         "ZGWID_INSTANCE_PATH": str(tmp_path / "instance"),
@@ -145,10 +148,20 @@ def test_serve_with_three_worker_processes_lets_every_simulator_login_succeed(tm
     try:
         wait_for(f"{base}/health/live", proc)
         outcomes = [login_over_http(base, API_KEY) for _ in range(9)]
+        # the gunicorn master's metrics listener sums the three workers' counters
+        scraped = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
     assert outcomes == [200] * 9
+    counted = {
+        tuple(sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(scraped)
+        for s in family.samples
+        if s.name == "zgwid_identifications_total"
+    }
+    assert counted == {(("flow", "known-citizen"), ("outcome", "identified")): 9.0}
+    assert len(list((tmp_path / "prom").glob("counter_*.db"))) >= 2  # more than one worker wrote counters
 
 
 # --- the demo honours settings ------------------------------------------------------------------------

@@ -585,7 +585,11 @@ def run(
 
         def scrape_replicas() -> float:
             return sum(
-                total(scrape(f"http://127.0.0.1:{port}/metrics", METRICS_TOKEN), "zgwid_identifications_total")
+                total(
+                    scrape(f"http://127.0.0.1:{port}/metrics", METRICS_TOKEN),
+                    "zgwid_identifications_total",
+                    outcome="identified",
+                )
                 for name, port in zip(replicas, replica_ports, strict=True)
                 if replicas[name].alive()
             )

@@ -33,8 +33,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 IDENTIFICATIONS = Counter(
     "zgwid_identifications",
-    "Identifications that reached the end of the DigiD login, by flow and outcome "
-    "(identified, code_mismatch, cancelled, failed, level_too_low)",
+    "Identifications by flow and outcome: started (a session made), then at the end of the DigiD login "
+    "identified, code_mismatch, cancelled, failed or level_too_low",
     ["flow", "outcome"],
 )
 DIGID_LOGINS = Counter(

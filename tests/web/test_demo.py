@@ -79,6 +79,29 @@ def test_the_artifacts_in_the_database_are_encrypted_and_single_use(tmp_path):
         assert conn.execute(sa.select(sa.func.count()).select_from(demo_digid_state)).scalar() == 0
 
 
+def test_an_artifact_nobody_resolved_is_erased_by_the_purge(tmp_path):
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from zgw_identificatie.adapters.sql_store import demo_digid_state
+    from zgw_identificatie.testing.clock import FixedClock
+    from zgw_identificatie.worker import purge
+
+    app = demo_app(tmp_path)
+    sid = Staff.login(app).start("new-citizen")
+    citizen = Citizen.new(app)
+    form = dict(_HIDDEN.findall(citizen.to_simulator(sid).text))
+    form.update(bsn=BSN, loa="midden", action="inloggen")
+    assert citizen.client.post("/demo/digid/login", data=form).status_code == 302  # the browser never comes back
+    svc = services_of(app)
+    svc.clock = FixedClock(svc.clock.now() + timedelta(minutes=20))
+    counts = purge(svc)
+    assert counts["simulator_state"] == 1
+    with svc.store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(demo_digid_state)).scalar() == 0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -160,7 +183,10 @@ def test_serve_with_three_worker_processes_lets_every_simulator_login_succeed(tm
         for s in family.samples
         if s.name == "zgwid_identifications_total"
     }
-    assert counted == {(("flow", "known-citizen"), ("outcome", "identified")): 9.0}
+    assert counted == {
+        (("flow", "known-citizen"), ("outcome", "started")): 9.0,
+        (("flow", "known-citizen"), ("outcome", "identified")): 9.0,
+    }
     assert len(list((tmp_path / "prom").glob("counter_*.db"))) >= 2  # more than one worker wrote counters
 
 

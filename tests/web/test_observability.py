@@ -78,6 +78,7 @@ def test_an_identification_moves_the_counters_and_no_bsn_or_session_id_is_in_a_l
     def moved(name, **labels):
         return total(after, name, **labels) - total(before, name, **labels)
 
+    assert moved("zgwid_identifications_total", flow="new-citizen", outcome="started") == 1
     assert moved("zgwid_identifications_total", flow="new-citizen", outcome="identified") == 1
     assert moved("zgwid_digid_logins_total", outcome="success", reason="ok") == 1
     assert moved("zgwid_registrations_total", outcome="started") == 1

@@ -149,6 +149,17 @@ class SqlSimulatorState:
         return json.loads(self.cipher.decrypt(row.value_enc))
 
 
+def purge_expired(store: Any, now: datetime) -> int:
+    """Erase expired simulator entries (an artifact nobody resolved still holds an encrypted BSN)."""
+    engine = getattr(store, "engine", None)
+    if engine is None:
+        return 0
+    from ..adapters.sql_store import demo_digid_state as t
+
+    with engine.begin() as conn:
+        return int(conn.execute(t.delete().where(t.c.expires_at <= now)).rowcount)
+
+
 def state_for(store: Any) -> SimulatorState:
     """The store's database when it has one (the app), else memory."""
     if store is not None and getattr(store, "engine", None) is not None and getattr(store, "cipher", None):

@@ -97,8 +97,9 @@ class ZgwSettings:
     # Demo (issue 9): the sandbox's data across restarts and processes.
     sandbox_state_file: str = setting(
         "",
-        "Sandbox only: JSON file keeping the sandbox's zaken and documents across restarts and worker processes; "
-        "empty: in memory ('demo' uses <instance>/zgw-sandbox.json)",
+        "Sandbox only: JSON file keeping the sandbox's zaken and documents across restarts and worker processes "
+        "(set it for 'serve' with the sandbox and several workers); empty: in memory ('demo' uses "
+        "<instance>/zgw-sandbox.json)",
     )
 
 

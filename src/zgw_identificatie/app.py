@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
     http (a requests.Session for the SAML back channel and the ZGW APIs)."""
     settings = settings or load_settings()
     adapters = dict(adapters or {})
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.replica_name)
     Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
 
     web_dir = Path(__file__).resolve().parent / "web"

@@ -58,8 +58,12 @@ class BsnScrubFilter(logging.Filter):
         return True
 
 
+_replica = ""
+
+
 def replica_name() -> str:
-    return os.environ.get("ZGWID_REPLICA_NAME") or f"{socket.gethostname()}:{os.getpid()}"
+    """``ZGWID_REPLICA_NAME`` (set by ``configure_logging``), else host:pid (the pid tells gunicorn workers apart)."""
+    return _replica or f"{socket.gethostname()}:{os.getpid()}"
 
 
 class ContextFilter(logging.Filter):
@@ -117,10 +121,11 @@ def _scrubbing_factory(*args: object, **kwargs: object) -> logging.LogRecord:
     return record
 
 
-def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
+def configure_logging(level: str = "INFO", log_format: str = "text", replica: str = "") -> None:
     """Scrub every record at creation (so every handler, also a test's, sees masked text), and give the
     root logger one handler in the chosen format (unless something, e.g. pytest, configured it already)."""
-    global _configured
+    global _configured, _replica
+    _replica = replica
     if logging.getLogRecordFactory() is not _scrubbing_factory:
         logging.setLogRecordFactory(_scrubbing_factory)
     root = logging.getLogger()

@@ -278,3 +278,20 @@ def test_the_separate_metrics_port_serves_without_a_token(app):
         server.server_close()
     assert resp.status_code == 200
     assert "zgwid_registrations_by_state" in resp.text and "zgwid_store_up 1.0" in resp.text
+
+
+def test_the_replica_name_is_in_the_served_by_header_and_in_json_log_lines(tmp_path):
+    named = demo_app(tmp_path / "a", replica_name="replica-7")
+    assert named.test_client().get("/health/live").headers["X-Served-By"] == "replica-7"
+    stream = io.StringIO()
+    logger = logging.getLogger("zgwid.test.replica")
+    handler = make_handler("json", stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("hello")
+    finally:
+        logger.removeHandler(handler)
+    assert json.loads(stream.getvalue())["replica"] == "replica-7"
+    unnamed = demo_app(tmp_path / "b")
+    assert "X-Served-By" not in unnamed.test_client().get("/health/live").headers

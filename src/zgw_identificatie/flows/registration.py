@@ -171,15 +171,17 @@ def process_due(
 ) -> int:
     """Run the registrations that are due (leased, so two workers never run the same one); their number."""
     claimed = store.claim_due_registrations(clock.now(), lease_seconds=LEASE_SECONDS, limit=limit)
+    outer = request_context.current()
     for reg in claimed:
         metrics.REGISTRATION_ATTEMPTS.inc()
-        with request_context.bound(reg.request_id):  # the worker's lines carry the citizen request's id
-            try:
-                run_registration(reg, store=store, registry=registry, renderer=renderer, clock=clock, settings=settings)
-            except Exception as exc:  # one broken registration must not stop the worker
-                log.exception("registration %s: unexpected %s", reg.id, type(exc).__name__)
-                current = store.get_registration(reg.id) or reg
-                _transient(current, store, clock, settings, current.uncertain_step or "", type(exc).__name__)
+        request_context.set_current(reg.request_id)  # the worker's lines carry the citizen request's id
+        try:
+            run_registration(reg, store=store, registry=registry, renderer=renderer, clock=clock, settings=settings)
+        except Exception as exc:  # one broken registration must not stop the worker
+            log.exception("registration %s: unexpected %s", reg.id, type(exc).__name__)
+            current = store.get_registration(reg.id) or reg
+            _transient(current, store, clock, settings, current.uncertain_step or "", type(exc).__name__)
+    request_context.set_current(outer)
     return len(claimed)
 
 

@@ -99,6 +99,13 @@ class ZgwSettings:
     taal: str = setting("nld", "taal of the proof document (ISO 639-2)")
     zaak_omschrijving: str = setting("Identificatie met DigiD tijdens videogesprek", "omschrijving of new zaken")
     check_on_start: bool = setting(True, "Resolve the catalogue at start-up and refuse to start when it fails")
+    # Demo (issue 9): the sandbox's data across restarts and processes.
+    sandbox_state_file: str = setting(
+        "",
+        "Sandbox only: JSON file keeping the sandbox's zaken and documents across restarts and worker processes "
+        "(set it for 'serve' with the sandbox and several workers); empty: in memory ('demo' uses "
+        "<instance>/zgw-sandbox.json)",
+    )
 
 
 @dataclass
@@ -185,6 +192,18 @@ class Settings:
     api_key: str = setting(
         "", "Demo only: the API key the demo accepts and prints; empty: random per start", secret=True
     )
+    # Observability (issue 13): logs, request ids, metrics.
+    log_format: str = setting("text", "Log format: text (one line per record) or json (one JSON object per line)")
+    replica_name: str = setting(
+        "", "Name of this replica in log lines and the X-Served-By response header; empty: host:pid, no header"
+    )
+    metrics_token: str = setting(
+        "", "Bearer token that opens /metrics on the service's port; empty: /metrics answers 404 there", secret=True
+    )
+    metrics_port: int = setting(
+        0, "Serve Prometheus metrics without a token on this separate port (gunicorn master, worker); 0: off"
+    )
+    metrics_bind: str = setting("127.0.0.1", "Address the separate metrics port listens on (0.0.0.0 in a container)")
     digid: DigidSettings = field(default_factory=DigidSettings)
     zgw: ZgwSettings = field(default_factory=ZgwSettings)
     oidc: OidcSettings = field(default_factory=OidcSettings)
@@ -252,6 +271,10 @@ class Settings:
             raise ConfigError("ZGWID_CITIZEN_IDLE_MINUTES must be between 1 and 15 (DigiD norm)")
         if self.session_minutes < 1:
             raise ConfigError("ZGWID_SESSION_MINUTES must be at least 1")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("ZGWID_LOG_FORMAT must be text or json")
+        if self.production and self.metrics_token and len(self.metrics_token) < 32:
+            raise ConfigError("ZGWID_METRICS_TOKEN must be at least 32 characters in production")
 
 
 def _walk(obj: Any, section: str = "") -> Iterator[tuple[str, Any, str]]:

@@ -58,6 +58,13 @@ def run_once(services: Services, *, limit: int = 20) -> int:
 
 def purge(services: Services) -> dict[str, int]:
     counts = services.store.purge(services.clock.now())
+    if services.settings.digid.simulator:
+        from .demo.digid_simulator import purge_expired
+
+        counts = {**counts, "simulator_state": purge_expired(services.store, services.clock.now())}
+    from .metrics import count_purge
+
+    count_purge(counts)
     if any(counts.values()):
         log.info("purged expired records: %s", counts)
     return counts

@@ -125,6 +125,18 @@ registrations = sa.Table(
     sa.Column("lease_until", UTCDateTime()),
     sa.Column("user_id", sa.String(255)),
     sa.Column("user_representation", sa.String(255)),
+    sa.Column("request_id", sa.String(64)),  # migration 0008
+)
+
+#: Demo only (migration 0008): the DigiD simulator's pending logins and issued artifacts, shared by every
+#: process and replica that runs the simulator. Values are encrypted (an artifact holds a BSN).
+demo_digid_state = sa.Table(
+    "demo_digid_state",
+    metadata,
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value_enc", sa.LargeBinary, nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
 )
 
 audit_events = sa.Table(
@@ -333,6 +345,7 @@ class SqlSessionStore:
             "invalid_params": json.dumps([list(p) for p in reg.invalid_params]),
             "user_id": reg.user_id,
             "user_representation": reg.user_representation,
+            "request_id": reg.request_id,
         }
 
     def _registration(self, r: Any) -> Registration:
@@ -358,6 +371,7 @@ class SqlSessionStore:
             invalid_params=tuple(tuple(p) for p in json.loads(r.invalid_params or "[]")),
             user_id=r.user_id,
             user_representation=r.user_representation,
+            request_id=r.request_id,
         )
 
     def add_registration(self, registration: Registration) -> None:

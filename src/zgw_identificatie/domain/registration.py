@@ -39,6 +39,7 @@ class Registration:
     # zaaksysteem's audit trail names who identified whom (kept after the session is erased).
     user_id: str | None = None
     user_representation: str | None = None
+    request_id: str | None = None  # X-Request-Id of the request that started it: the worker logs under it
 
     @property
     def finished(self) -> bool:

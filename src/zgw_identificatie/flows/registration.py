@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+from .. import metrics, request_context
 from ..domain.errors import DomainError, RegistrationFailed, RegistryUnavailable, ZaakNotFound
 from ..domain.proof import ProofData
 from ..domain.registration import Registration
@@ -80,8 +81,10 @@ def start_registration(
         next_attempt_at=now,
         user_id=session.owner_id or None,
         user_representation=session.owner_name or None,
+        request_id=request_context.current(),
     )
     store.add_registration(registration)
+    metrics.REGISTRATIONS.labels("started").inc()
     log.info("registration %s started for session %s", registration.id, session.id[:8])
     return registration
 
@@ -131,6 +134,7 @@ def run_registration(
     )
     store.update_registration(done)
     _sync_session(store, done)
+    metrics.REGISTRATIONS.labels("done").inc()
     log.info("registration %s done: zaak %s", done.id, done.zaak_identificatie)
     return done
 
@@ -228,15 +232,20 @@ def process_due(
             registry = registry_factory()
         except Exception as exc:  # ConfigError, RegistryUnavailable, anything: an attempt, not a crash
             error = f"the zaaksysteem cannot be used: {_reason(exc)}"
+            metrics.REGISTRATION_ATTEMPTS.inc(len(claimed))
             for reg in claimed:
                 _transient(reg, store, clock, settings, reg.uncertain_step or "", error)
             return len(claimed)
+    outer = request_context.current()
     for reg in claimed:
+        metrics.REGISTRATION_ATTEMPTS.inc()
+        request_context.set_current(reg.request_id)  # the worker's lines carry the citizen request's id
         try:
             run_registration(reg, store=store, registry=registry, renderer=renderer, clock=clock, settings=settings)
         except Exception as exc:  # one broken registration must not stop the worker
             current = store.get_registration(reg.id) or reg
             _transient(current, store, clock, settings, current.uncertain_step or "", f"unexpected {_reason(exc)}")
+    request_context.set_current(outer)
     return len(claimed)
 
 
@@ -368,6 +377,7 @@ def _transient(
         return _finish_failed(failed, store, clock, f"gave up after {failed.attempts} attempts: {error}", ())
     later = reg.retry_later(now, error, uncertain_step=step or None)
     store.update_registration(later)
+    metrics.REGISTRATIONS.labels("retry").inc()
     _sync_session(store, later)
     log.warning(
         "registration %s: %s failed (attempt %d), retry at %s: %s",
@@ -396,6 +406,7 @@ def _finish_failed(
     )
     store.update_registration(failed)
     _sync_session(store, failed)
+    metrics.REGISTRATIONS.labels("failed").inc()
     log.error("registration %s failed: %s (%d invalid params)", reg.id, error, len(invalid_params))
     return failed
 

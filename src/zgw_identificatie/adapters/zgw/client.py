@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from ape_pie import APIClient
 from ape_pie.exceptions import InvalidURLError
 from requests.adapters import BaseAdapter
 
+from ... import metrics, request_context
 from ...domain.errors import RegistrationFailed, RegistryUnavailable
 from ...settings import Settings
 from .auth import ZgwJwtAuth
@@ -113,21 +115,33 @@ class ZgwClient:
         crs: bool = False,
     ) -> Any:
         headers = dict(CRS_HEADERS) if crs else {}
+        request_id = request_context.current()
+        if request_id:
+            headers[request_context.HEADER] = request_id  # ties the zaaksysteem's logs to ours
         where = f"{method} {self.api} {_path_only(path)}"
+        started = time.perf_counter()
+
+        def observe(status: str) -> None:
+            metrics.observe_zgw(self.api, method, path, status, time.perf_counter() - started)
+
         try:
             response = self.session.request(method, path, params=params, json=json, headers=headers)
         except InvalidURLError:
             raise RegistrationFailed(f"{where}: URL outside the configured API root {self.base_url}") from None
         except requests.Timeout:
+            observe("timeout")
             log.debug("zgw %s: time-out", where)
             raise RegistryUnavailable(f"{where}: time-out") from None
         except requests.ConnectionError:
+            observe("connection_error")
             log.debug("zgw %s: connection failed", where)
             raise RegistryUnavailable(f"{where}: connection failed") from None
         except requests.RequestException as exc:
+            observe("error")
             log.debug("zgw %s: %s", where, type(exc).__name__)
             raise RegistryUnavailable(f"{where}: {type(exc).__name__}") from None
         status = response.status_code
+        observe(str(status))
         log.debug("zgw %s → %s", where, status)
         if status >= 500 or status == 429:
             log.debug("zgw %s answered %s", where, status)

@@ -52,8 +52,11 @@ def hash_secret_sha256(value: str) -> str:
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
-def api_client() -> dict[str, str]:
-    """The API client for a request's ``Authorization: Bearer <key>`` or ``X-Api-Key`` header, or 401."""
+def api_client() -> dict[str, Any]:
+    """The API client for a request's ``Authorization: Bearer <key>`` or ``X-Api-Key`` header, or 401.
+
+    ``acts_for_staff``: the client may name the behandelaar it acts for; ``team``: it sees all sessions it
+    started, not only those of the behandelaar in ``X-Behandelaar-Id`` (see README "API")."""
     header = request.headers.get("Authorization", "")
     key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("X-Api-Key", "")
     if key:
@@ -64,6 +67,8 @@ def api_client() -> dict[str, str]:
                     "id": f"api:{client_id}",
                     "name": client.get("name", client_id),
                     "behandelaar": client.get("behandelaar", client.get("name", client_id)),
+                    "acts_for_staff": client.get("acts_for_staff") is True,
+                    "team": client.get("team") is True,
                 }
     from .api import ApiError
 

@@ -35,7 +35,7 @@ def csrf(html: str) -> str:
     return match.group(1)
 
 
-def demo_app(tmp_path: Path, **overrides: Any) -> Flask:
+def demo_app(tmp_path: Path, *, clock: Any = None, **overrides: Any) -> Flask:
     settings = make_settings(
         tmp_path,
         base_url=BASE_URL,
@@ -56,7 +56,7 @@ def demo_app(tmp_path: Path, **overrides: Any) -> Flask:
         },
         **overrides,
     )
-    return create_app(settings)
+    return create_app(settings, adapters={"clock": clock} if clock is not None else None)
 
 
 def path_of(url: str) -> str:

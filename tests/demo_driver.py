@@ -35,7 +35,7 @@ def csrf(html: str) -> str:
     return match.group(1)
 
 
-def demo_app(tmp_path: Path, *, clock: Any = None, **overrides: Any) -> Flask:
+def demo_app(tmp_path: Path, *, clock: Any = None, store: Any = None, **overrides: Any) -> Flask:
     settings = make_settings(
         tmp_path,
         base_url=BASE_URL,
@@ -56,7 +56,8 @@ def demo_app(tmp_path: Path, *, clock: Any = None, **overrides: Any) -> Flask:
         },
         **overrides,
     )
-    return create_app(settings, adapters={"clock": clock} if clock is not None else None)
+    adapters = {name: value for name, value in (("clock", clock), ("store", store)) if value is not None}
+    return create_app(settings, adapters=adapters)
 
 
 def path_of(url: str) -> str:

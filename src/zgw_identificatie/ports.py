@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
@@ -10,7 +10,7 @@ from typing import Protocol
 from .domain.assurance import AssuranceLevel
 from .domain.audit import AuditEvent
 from .domain.bsn import Bsn
-from .domain.events import SessionEvent
+from .domain.events import Delivery, SessionEvent
 from .domain.identity import DigidIdentity
 from .domain.proof import ProofData
 from .domain.registration import Registration
@@ -165,3 +165,15 @@ class SessionStore(OneTimeIds, Protocol):
     def purge(self, now: datetime) -> dict[str, int]:
         """Delete expired sessions, login flows and one-time ids; counts per kind."""
         ...
+
+
+class EventOutbox(Protocol):
+    """The outbox side of the store: events become deliveries per channel, claimed in order per session."""
+
+    def fan_out_events(
+        self, channels: Callable[[SessionEvent], Sequence[str]], now: datetime, *, limit: int
+    ) -> int: ...
+    def claim_due_deliveries(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Delivery]: ...
+    def finish_delivery(
+        self, delivery_id: int, *, now: datetime, ok: bool, error: str | None = None, retry_at: datetime | None = None
+    ) -> None: ...

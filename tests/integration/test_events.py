@@ -256,3 +256,15 @@ def test_the_events_of_a_session_are_in_the_outbox_with_no_personal_data(tmp_pat
     events = services_of(app).store.list_events(session_id=sid)
     assert [e.type for e in events] == [f"session.{s}" for s in STATES]
     assert BSN not in repr(events)
+
+
+def test_the_kanaal_is_registered_by_a_command_once(nrc, monkeypatch, capsys):
+    from zgw_identificatie.cli import main
+
+    monkeypatch.setenv("ZGWID_ZGW_NOTIFICATIES_URL", nrc.url + "/api/v1/")
+    monkeypatch.setenv("ZGWID_ZGW_CLIENT_ID", "zgwid")
+    monkeypatch.setenv("ZGWID_ZGW_SECRET", ZGW_SECRET)
+    assert main(["notificaties-kanaal"]) == 0
+    assert main(["notificaties-kanaal"]) == 0  # already there: found, not registered twice
+    assert list(nrc.kanalen) == ["identificaties"] and nrc.invalid == []
+    assert capsys.readouterr().out.count("kanaal identificaties: http://127.0.0.1") == 2

@@ -282,3 +282,27 @@ def test_an_idempotency_key_lives_as_long_as_its_session_and_is_purged_with_it(a
     counts = svc.store.purge(svc.clock.now())
     assert counts["idempotency_keys"] == 1 and counts["sessions"] == 1
     assert create(app, {"flow": "mutual"}, key).get_json()["id"] != first
+
+
+# --- the embeddable staff panel ----------------------------------------------------------------------------
+
+
+def test_the_staff_pages_can_be_framed_by_the_configured_origins_only(tmp_path):
+    app = demo_app(tmp_path, staff_frame_ancestors=["https://zaken.gemeente.nl/some/path"])
+    staff = Staff.login(app)
+    sid = staff.start("mutual")
+    for path in (f"/staff/sessions/{sid}", f"/staff/sessions/{sid}/status.html"):
+        resp = staff.client.get(path)
+        assert resp.status_code == 200
+        assert "frame-ancestors 'self' https://zaken.gemeente.nl;" in resp.headers["Content-Security-Policy"]
+        assert "X-Frame-Options" not in resp.headers
+    citizen = Citizen.new(app).open(sid)
+    assert "frame-ancestors 'none'" in citizen.headers["Content-Security-Policy"]
+    assert citizen.headers["X-Frame-Options"] == "DENY"
+
+
+def test_without_configured_origins_no_page_can_be_framed(app):
+    staff = Staff.login(app)
+    resp = staff.client.get(f"/staff/sessions/{staff.start('mutual')}")
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Frame-Options"] == "DENY"

@@ -120,6 +120,12 @@ def init_app(app: Flask, svc: Services) -> None:
     style_extra = "".join(" " + o for o in sorted({_origin(svc.settings.theme_css_url)} - {""}))
     img_extra = "".join(" " + o for o in sorted({_origin(svc.settings.logo_url)} - {""}))
     csp = CSP.format(form_action=form_action, style_extra=style_extra, img_extra=img_extra)
+    # The embeddable staff panel: backoffices at these origins may frame the staff pages (and only those).
+    frame_origins = sorted({_origin(o) for o in svc.settings.staff_frame_ancestors} - {""})
+    staff_csp = csp.replace("frame-ancestors 'none'", "frame-ancestors " + " ".join(["'self'", *frame_origins]))
+    if frame_origins and svc.settings.base_url.startswith("https://"):
+        # A frame on another site only gets the staff login cookie with SameSite=None (CSRF tokens still apply).
+        app.config["SESSION_COOKIE_SAMESITE"] = "None"
 
     @app.before_request
     def _request_id() -> None:
@@ -131,9 +137,11 @@ def init_app(app: Flask, svc: Services) -> None:
 
     @app.after_request
     def _headers(resp: Response) -> Response:
-        resp.headers.setdefault("Content-Security-Policy", csp)
+        framable = bool(frame_origins) and request.path.startswith("/staff/")
+        resp.headers.setdefault("Content-Security-Policy", staff_csp if framable else csp)
         resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers["X-Frame-Options"] = "DENY"
+        if not framable:  # X-Frame-Options knows no list of origins; CSP frame-ancestors says it for the panel
+            resp.headers["X-Frame-Options"] = "DENY"
         resp.headers["Referrer-Policy"] = "no-referrer"
         resp.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
         resp.headers["Cross-Origin-Opener-Policy"] = "same-origin"

@@ -199,7 +199,9 @@ class EventSender:
         if not self.kanaal_ready:
             ensure_kanaal(self.settings, self.http)
             self.kanaal_ready = True
-        self._post(_nrc(self.settings, "notificaties"), json=notificatie(self.settings, event), auth=_jwt(self.settings))
+        self._post(
+            _nrc(self.settings, "notificaties"), json=notificatie(self.settings, event), auth=_jwt(self.settings)
+        )
 
     def _webhook(self, client_id: str, event: SessionEvent) -> None:
         client = self.settings.api_keys.get(client_id, {})

@@ -188,7 +188,11 @@ def a_whole_session(app: Flask) -> str:
 def test_a_notificaties_api_that_was_down_gets_one_notificatie_per_state_change_in_order(tmp_path, nrc):
     clock = FixedClock(datetime.now(UTC))
     app = demo_app(
-        tmp_path, clock=clock, zgw__notificaties_url=nrc.url + "/api/v1/", zgw__client_id="zgwid", zgw__secret=ZGW_SECRET
+        tmp_path,
+        clock=clock,
+        zgw__notificaties_url=nrc.url + "/api/v1/",
+        zgw__client_id="zgwid",
+        zgw__secret=ZGW_SECRET,
     )
     nrc.failing = True  # down (503) while the whole session happens
     first = a_whole_session(app)

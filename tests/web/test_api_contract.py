@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from openapi_spec_validator import validate
@@ -251,9 +251,9 @@ def test_the_same_idempotency_key_and_body_give_the_same_session_and_another_bod
     assert other.status_code == 422 and other.get_json()["type"].endswith(":idempotency-key-reused")
     assert len(services_of(app).store.list_sessions()) == 1
     # Keys are per client, and a fresh key makes a fresh session.
-    assert create(app, {"flow": "mutual"}, {**key, "Idempotency-Key": "other"}).get_json()["id"] != first.get_json()[
-        "id"
-    ]
+    assert (
+        create(app, {"flow": "mutual"}, {**key, "Idempotency-Key": "other"}).get_json()["id"] != first.get_json()["id"]
+    )
     # An invalid body takes no key: the corrected retry with the same key works.
     fresh = {"Idempotency-Key": "k2", **AUTH}
     assert create(app, {"flow": "nope"}, fresh).status_code == 400

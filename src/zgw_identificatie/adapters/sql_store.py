@@ -384,7 +384,9 @@ class SqlSessionStore:
             if session_id is None:
                 conn.execute(idempotency_keys.delete().where(where))
             else:
-                conn.execute(idempotency_keys.update().where(where).values(session_id=session_id, expires_at=expires_at))
+                conn.execute(
+                    idempotency_keys.update().where(where).values(session_id=session_id, expires_at=expires_at)
+                )
 
     # --- events (outbox) -----------------------------------------------------------------------
 

@@ -93,9 +93,7 @@ def _api_error(exc: ApiError) -> tuple[Response, int]:
 
 
 def _invalid(name: str, code: str, reason: str) -> ApiError:
-    return ApiError(
-        400, "Bad Request", "The request is not valid.", [{"name": name, "code": code, "reason": reason}]
-    )
+    return ApiError(400, "Bad Request", "The request is not valid.", [{"name": name, "code": code, "reason": reason}])
 
 
 @bp.before_request

@@ -73,13 +73,14 @@ _SESSION = {"application/json": {"schema": {"$ref": "#/components/schemas/Sessio
 
 _DESCRIPTION = """Identify a citizen with DigiD during a video call (VNG guide §2.1, §2.2, §2.3).
 
-**Authentication**: `Authorization: Bearer <API key>`; a missing or wrong key is a 401 with `WWW-Authenticate: Bearer`.
+**Authentication**: `Authorization: Bearer <API key>`; a missing or wrong key is a 401 with
+`WWW-Authenticate: Bearer`.
 
-**Acting for a behandelaar**: a client configured with `acts_for_staff` names the behandelaar (`behandelaar: {id, name}`)
-when it creates a session. The citizen reads that name (§2.3), the proof PDF records id and name, the ZGW JWT
-carries them (`user_id`, `user_representation`), and audit events and staff pages show them. Unless the client is
-also configured as `team`, it sends `X-Behandelaar-Id` on every other call and sees only that behandelaar's
-sessions. Other clients act as themselves (their configured `behandelaar` name).
+**Acting for a behandelaar**: a client configured with `acts_for_staff` names the behandelaar (`behandelaar:
+{id, name}`) when it creates a session. The citizen reads that name (§2.3), the proof PDF records id and name,
+the ZGW JWT carries them (`user_id`, `user_representation`), and audit events and staff pages show them.
+Unless the client is also configured as `team`, it sends `X-Behandelaar-Id` on every other call and sees only
+that behandelaar's sessions. Other clients act as themselves (their configured `behandelaar` name).
 
 **States** (`state`): `created` (link made), `opened` (citizen opened the link; `detail: cancelled` after a cancel at
 DigiD, the link still works), `authenticated` (DigiD login accepted; §2.2 `detail` is `code-match` or

@@ -45,7 +45,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "collega": {"name": "Ahmed Bakker", "password_hash": generate_password_hash(password)},
         },
         api_keys={
-            "demo": {"key_hash": hash_secret_sha256(api_key), "name": "Demo-client", "behandelaar": "Team Burgerzaken"}
+            # Acts for the behandelaar it names (README "API"), and as a team sees every session it started.
+            "demo": {
+                "key_hash": hash_secret_sha256(api_key),
+                "name": "Demo-client",
+                "behandelaar": "Team Burgerzaken",
+                "acts_for_staff": True,
+                "team": True,
+            }
         },
     )
     from .app import create_app

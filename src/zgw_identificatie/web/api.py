@@ -311,8 +311,9 @@ def _fingerprint(body: Any) -> str:
 
 
 def _created(session: IdentificationSession, *, replayed: bool = False) -> tuple[Response, int]:
-    resp = jsonify(present(session))
-    resp.headers["Location"] = f"/api/v1/sessions/{session.id}"
+    data = present(session)
+    resp = jsonify(data)
+    resp.headers["Location"] = data["url"]
     if replayed:
         resp.headers["Idempotent-Replayed"] = "true"
     return resp, 201

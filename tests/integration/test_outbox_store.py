@@ -112,3 +112,35 @@ def test_an_idempotency_key_is_held_by_one_caller_and_released_when_its_create_f
     store.settle_idempotency_key("api:zac", "k", "sess-1", until)
     assert store.claim_idempotency_key("api:zac", "k", "f4", now=NOW, expires_at=until) == ("f3", "sess-1")
     assert store.claim_idempotency_key("api:zac", "k", "f5", now=until, expires_at=until + timedelta(1)) is None
+
+
+def test_concurrent_fan_out_and_claiming_keep_each_sessions_events_in_order(store):
+    sessions = [created() for _ in range(3)]
+    for s in sessions:
+        store.add(s)
+    for _ in range(4):  # interleaved changes of the three sessions
+        for i, s in enumerate(sessions):
+            s = replace(s, state=SessionState.OPENED if s.state is SessionState.CREATED else SessionState.CREATED)
+            sessions[i] = s
+            store.update(s)
+    barrier = threading.Barrier(4)
+
+    def fan_out() -> None:
+        barrier.wait()
+        store.fan_out_events(lambda e: ["nrc"], NOW, limit=100)
+
+    threads = [threading.Thread(target=fan_out) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    store.fan_out_events(lambda e: ["nrc"], NOW, limit=100)  # whatever a worker left for the next round
+    sent: dict[str, list[int]] = {}
+    while batch := store.claim_due_deliveries(NOW, lease_seconds=60, limit=100):
+        for d in batch:
+            sent.setdefault(d.event.session_id, []).append(d.event.id)
+            store.finish_delivery(d.id, now=NOW, ok=True)
+    assert sum(len(v) for v in sent.values()) == 15
+    for s in sessions:
+        ids = [e.id for e in store.list_events(session_id=s.id)]
+        assert sent[s.id] == ids  # every event once, in the order it happened

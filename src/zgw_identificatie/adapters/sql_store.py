@@ -418,9 +418,17 @@ class SqlSessionStore:
             )
         done = 0
         for r in rows:
+            earlier = events.alias("earlier")
+            # Never before an earlier event of the same session (another worker may still be fanning it out):
+            # its deliveries exist before this event's do, so the per-session order holds across workers.
+            earlier_pending = sa.exists().where(
+                earlier.c.session_id == r.session_id, earlier.c.id < r.id, earlier.c.fanned_out.is_(False)
+            )
             with self.engine.begin() as conn:
                 won = conn.execute(
-                    events.update().where(events.c.id == r.id, events.c.fanned_out.is_(False)).values(fanned_out=True)
+                    events.update()
+                    .where(events.c.id == r.id, events.c.fanned_out.is_(False), ~earlier_pending)
+                    .values(fanned_out=True)
                 ).rowcount
                 if won != 1:
                     continue
@@ -445,7 +453,7 @@ class SqlSessionStore:
             earlier.c.session_id == event_deliveries.c.session_id,
             earlier.c.channel == event_deliveries.c.channel,
             earlier.c.state == "pending",
-            earlier.c.id < event_deliveries.c.id,
+            earlier.c.event_id < event_deliveries.c.event_id,
         )
         due = sa.and_(
             event_deliveries.c.state == "pending",
@@ -458,7 +466,7 @@ class SqlSessionStore:
                 for r in conn.execute(
                     sa.select(event_deliveries.c.id)
                     .where(due, first_in_line)
-                    .order_by(event_deliveries.c.next_attempt_at, event_deliveries.c.id)
+                    .order_by(event_deliveries.c.next_attempt_at, event_deliveries.c.event_id)
                     .limit(limit)
                 )
             ]

@@ -185,13 +185,16 @@ class EventSender:
         else:
             raise DeliveryFailed(f"unknown channel {delivery.channel}")
 
-    def _post(self, url: str, **kwargs: Any) -> None:
+    def _post(self, url: str, **kwargs: Any) -> requests.Response:
         try:
             resp = self.http.post(url, timeout=TIMEOUT_SECONDS, **kwargs)
         except requests.RequestException as exc:
             raise DeliveryFailed(type(exc).__name__) from None
         if not 200 <= resp.status_code < 300:
+            if resp.status_code == 400 and "kanaal" in resp.text:
+                self.kanaal_ready = False  # the kanaal is gone (a reset server): register it again next time
             raise DeliveryFailed(f"HTTP {resp.status_code}")
+        return resp
 
     def _notificatie(self, event: SessionEvent) -> None:
         if not self.settings.zgw.notificaties_url:

@@ -165,6 +165,11 @@ def nrc() -> Iterator[NrcStandIn]:
     stand_in.server.stop()
 
 
+def nrc_app(tmp_path: Path, clock: FixedClock, nrc: NrcStandIn) -> Flask:
+    settings = {"notificaties_url": nrc.url + "/api/v1/", "client_id": "zgwid", "secret": ZGW_SECRET}
+    return demo_app(tmp_path, clock=clock, **{f"zgw__{k}": v for k, v in settings.items()})
+
+
 def drain(app: Flask, clock: FixedClock, rounds: int = 30) -> int:
     """Run the worker's event delivery until nothing is due, moving the clock past each backoff."""
     total = 0
@@ -272,3 +277,15 @@ def test_the_kanaal_is_registered_by_a_command_once(nrc, monkeypatch, capsys):
     assert main(["notificaties-kanaal"]) == 0  # already there: found, not registered twice
     assert list(nrc.kanalen) == ["identificaties"] and nrc.invalid == []
     assert capsys.readouterr().out.count("kanaal identificaties: http://127.0.0.1") == 2
+
+
+def test_a_notificaties_api_that_lost_its_kanaal_gets_it_registered_again(tmp_path, nrc):
+    clock = FixedClock(datetime.now(UTC))
+    app = nrc_app(tmp_path, clock, nrc)
+    client = app.test_client()
+    client.post("/api/v1/sessions", json={"flow": "mutual"}, headers=AUTH)
+    drain(app, clock)
+    nrc.kanalen.clear()  # the server was reset
+    client.post("/api/v1/sessions", json={"flow": "mutual"}, headers=AUTH)
+    drain(app, clock)
+    assert list(nrc.kanalen) == ["identificaties"] and len(nrc.notificaties) == 2 and nrc.invalid == []

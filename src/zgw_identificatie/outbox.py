@@ -94,7 +94,7 @@ def notificatie(settings: Settings, event: SessionEvent) -> dict[str, Any]:
         "hoofdObject": url,
         "resource": "session",
         "resourceUrl": url,
-        "actie": "create" if event.type == "session.created" else "update",
+        "actie": {"session.created": "create", "session.expired": "destroy"}.get(event.type, "update"),
         "aanmaakdatum": event.created_at.isoformat(),
         "kenmerken": {"flow": event.flow, "state": event.state, "behandelaar": event.owner_id},
     }

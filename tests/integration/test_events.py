@@ -289,3 +289,21 @@ def test_a_notificaties_api_that_lost_its_kanaal_gets_it_registered_again(tmp_pa
     client.post("/api/v1/sessions", json={"flow": "mutual"}, headers=AUTH)
     drain(app, clock)
     assert list(nrc.kanalen) == ["identificaties"] and len(nrc.notificaties) == 2 and nrc.invalid == []
+
+
+def test_a_session_nobody_finished_ends_with_an_expired_event_when_the_purge_erases_it(tmp_path, nrc):
+    clock = FixedClock(datetime.now(UTC))
+    app = nrc_app(tmp_path, clock, nrc)
+    client = app.test_client()
+    left = client.post("/api/v1/sessions", json={"flow": "mutual"}, headers=AUTH).get_json()["id"]
+    done = a_whole_session(app)
+    clock.advance(minutes=services_of(app).settings.session_minutes + 1)
+    assert services_of(app).store.purge(clock.now())["sessions"] == 2
+    drain(app, clock)
+    states = {
+        sid: [(n["actie"], n["kenmerken"]["state"]) for n in nrc.notificaties if n["resourceUrl"].endswith(sid)]
+        for sid in (left, done)
+    }
+    assert states[left] == [("create", "created"), ("destroy", "created")]
+    assert [s for _, s in states[done]] == STATES  # a completed session has said its last word already
+    assert nrc.invalid == []

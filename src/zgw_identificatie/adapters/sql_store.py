@@ -28,7 +28,12 @@ from ..ports import LoginFlow
 from .crypto import DataCipher
 
 FAILED_PAYLOAD_RETENTION = timedelta(days=1)
-EVENT_RETENTION = timedelta(days=1)  # delivered or given-up events: kept a day for support, then deleted
+EVENT_RETENTION = timedelta(days=1)
+UNFINISHED_STATES = (
+    SessionState.CREATED.value,
+    SessionState.OPENED.value,
+    SessionState.AUTHENTICATED.value,
+)  # delivered or given-up events: kept a day for support, then deleted
 MIGRATION_LOCK_KEY = 0x7A67_7769_6400  # "zgwid": one advisory lock for schema migrations
 
 
@@ -704,7 +709,23 @@ class SqlSessionStore:
 
     def purge(self, now: datetime) -> dict[str, int]:
         with self.engine.begin() as conn:
-            expired = [r.id for r in conn.execute(sa.select(sessions.c.id).where(sessions.c.expires_at <= now))]
+            expired_rows = list(conn.execute(sessions.select().where(sessions.c.expires_at <= now)))
+            expired = [r.id for r in expired_rows]
+            for r in expired_rows:  # the last event of a session nobody finished: it expired and is erased
+                if r.state in UNFINISHED_STATES:
+                    conn.execute(
+                        events.insert().values(
+                            session_id=r.id,
+                            client_id=r.client_id,
+                            owner_id=r.owner_id,
+                            flow=r.flow,
+                            type="session.expired",
+                            state=r.state,
+                            detail="expired",
+                            created_at=datetime.now(UTC),
+                            fanned_out=False,
+                        )
+                    )
             counts = {
                 "sessions": conn.execute(sessions.delete().where(sessions.c.expires_at <= now)).rowcount,
                 "login_flows": conn.execute(

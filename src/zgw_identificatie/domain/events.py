@@ -21,6 +21,7 @@ EVENT_TYPES = (
     "session.completed",
     "session.failed",
     "session.withdrawn",
+    "session.expired",  # written by the purge for a session nobody finished; its record is erased with it
     "registration.pending",
     "registration.retrying",
     "registration.done",

@@ -306,3 +306,18 @@ def test_without_configured_origins_no_page_can_be_framed(app):
     resp = staff.client.get(f"/staff/sessions/{staff.start('mutual')}")
     assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
     assert resp.headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_panel_framed_from_another_site_keeps_the_staff_login_cookie_only_over_https(tmp_path):
+    from zgw_identificatie.app import create_app
+    from zgw_identificatie.testing.settings import make_settings
+
+    def cookie(base_url: str, origins: list[str]) -> str:
+        settings = make_settings(tmp_path / base_url[:5], base_url=base_url, staff_frame_ancestors=origins)
+        resp = create_app(settings).test_client().get("/staff/login")
+        return resp.headers["Set-Cookie"]
+
+    assert "SameSite=None" in cookie("https://id.gemeente.nl", ["https://zaken.gemeente.nl"])
+    assert "Secure" in cookie("https://id.gemeente.nl", ["https://zaken.gemeente.nl"])
+    assert "SameSite=Lax" in cookie("https://id.gemeente.nl", [])
+    assert "SameSite=Lax" in cookie("http://127.0.0.1:8000", ["http://127.0.0.1:9000"])

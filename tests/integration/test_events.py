@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import threading
 from collections.abc import Iterator
@@ -27,9 +28,11 @@ from zgw_identificatie.app import services_of
 from zgw_identificatie.outbox import run_once
 from zgw_identificatie.testing.clock import FixedClock
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "notificaties-1.0.0.yaml"
-if not SPEC.exists():
-    SPEC = Path("/work/shared/specs/notificaties-1.0.0.yaml")
+# The official document stays outside the repository: ZGWID_TEST_SPECS_DIR, or ../shared/specs next to the checkout.
+SPECS_DIR = Path(
+    os.environ.get("ZGWID_TEST_SPECS_DIR") or Path(__file__).resolve().parents[2].parent / "shared" / "specs"
+)
+SPEC = SPECS_DIR / "notificaties-1.0.0.yaml"
 BSN = "999993653"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 ZGW_SECRET = "nrc-test-secret-0123456789-abcdefghijklmnop"
@@ -64,6 +67,11 @@ class NrcStandIn:
     """Enough of a Notificaties API 1.0.0 (as Open Notificaties behaves, NOTIFICATIES-NOTES.md) to publish to."""
 
     def __init__(self) -> None:
+        if not SPEC.is_file():
+            message = f"the Notificaties API 1.0.0 document is missing: {SPEC} (set ZGWID_TEST_SPECS_DIR)"
+            if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+                pytest.fail(message)
+            pytest.skip(message)
         with SPEC.open(encoding="utf-8") as fh:
             document = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         self.server: Server | None = None

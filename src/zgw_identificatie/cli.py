@@ -47,7 +47,14 @@ def demo_settings(given: Any, port: int) -> tuple[Any, str | None, str | None]:
     if not given.api_keys:
         api_key = given.api_key or secrets.token_urlsafe(24)
         overrides["api_keys"] = {
-            "demo": {"key_hash": hash_secret_sha256(api_key), "name": "Demo-client", "behandelaar": "Team Burgerzaken"}
+            # Acts for the behandelaar it names (README "API"), and as a team sees every session it started.
+            "demo": {
+                "key_hash": hash_secret_sha256(api_key),
+                "name": "Demo-client",
+                "behandelaar": "Team Burgerzaken",
+                "acts_for_staff": True,
+                "team": True,
+            }
         }
     import copy
 
@@ -381,6 +388,32 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notificaties_kanaal(args: argparse.Namespace) -> int:
+    """Register the kanaal on the Notificaties API (the worker also does so before its first notificatie)."""
+    import requests
+
+    from .outbox import DeliveryFailed, ensure_kanaal
+
+    settings = load_settings()
+    if not settings.zgw.notificaties_url:
+        print("ZGWID_ZGW_NOTIFICATIES_URL is not set: no notificaties are sent", file=sys.stderr)
+        return 2
+    try:
+        print(f"kanaal {settings.zgw.notificaties_kanaal}: {ensure_kanaal(settings, requests.Session())}")
+    except DeliveryFailed as exc:
+        print(f"could not register the kanaal: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_webhook_secret(args: argparse.Namespace) -> int:
+    """A new Standard Webhooks secret for api_keys.<client>.webhook_secret."""
+    import base64
+
+    print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     """The settings table in Markdown (the README's is generated with this), or the example TOML file."""
     if args.toml:
@@ -418,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         ("hash-password", cmd_hash_password, "hash a staff password (read from the terminal or stdin)"),
         ("generate-key", cmd_generate_key, "print a new encryption key for ZGWID_ENCRYPTION_KEYS"),
         ("rotate-keys", cmd_rotate_keys, "re-encrypt stored data with the newest encryption key"),
+        ("notificaties-kanaal", cmd_notificaties_kanaal, "register the kanaal on the Notificaties API"),
+        ("webhook-secret", cmd_webhook_secret, "print a new webhook signing secret (whsec_…)"),
     ]:
         sub.add_parser(name, help=text).set_defaults(func=func)
     p = sub.add_parser("health", help="health check of serve (its /health/live) or worker (its heartbeat)")

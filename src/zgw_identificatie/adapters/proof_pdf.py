@@ -103,6 +103,8 @@ class ReportlabProofRenderer:
             ("Uitkomst codecontrole", text(code_check_label(proof.code_check))),
             ("Behandelaar", text(proof.behandelaar or "(niet bekend)")),
         ]
+        if proof.behandelaar_id:
+            rows.append(("Behandelaar-id", text(proof.behandelaar_id, mono)))
         table = Table(
             [[Paragraph(escape(name), label), value] for name, value in rows],
             colWidths=[55 * mm, 115 * mm],

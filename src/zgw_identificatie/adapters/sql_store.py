@@ -8,7 +8,7 @@ newest migration and a test checks they agree. BSNs and proof payloads are store
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from ..domain.assurance import AssuranceLevel
 from ..domain.audit import AuditEvent
 from ..domain.bsn import Bsn
+from ..domain.events import Delivery, SessionEvent, event_values
 from ..domain.proof import ProofData
 from ..domain.registration import Registration
 from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionReason, SessionState
@@ -27,6 +28,12 @@ from ..ports import LoginFlow
 from .crypto import DataCipher
 
 FAILED_PAYLOAD_RETENTION = timedelta(days=1)
+EVENT_RETENTION = timedelta(days=1)
+UNFINISHED_STATES = (
+    SessionState.CREATED.value,
+    SessionState.OPENED.value,
+    SessionState.AUTHENTICATED.value,
+)  # delivered or given-up events: kept a day for support, then deleted
 MIGRATION_LOCK_KEY = 0x7A67_7769_6400  # "zgwid": one advisory lock for schema migrations
 
 
@@ -79,6 +86,52 @@ sessions = sa.Table(
     sa.Column("registration_error", sa.Text),
     sa.Column("reason", sa.String(30)),
     sa.Column("ended_at", UTCDateTime()),
+    sa.Column("client_id", sa.String(200), index=True),
+)
+
+# Idempotency-Key of API creates: (client, key) → the fingerprint of the body and the session made for it.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("client_id", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("session_id", sa.String(64)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)
+
+# The outbox: one row per change of a session, written in the same transaction as the change.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.String(64), nullable=False, index=True),
+    sa.Column("client_id", sa.String(200)),
+    sa.Column("owner_id", sa.String(200), nullable=False),
+    sa.Column("flow", sa.String(20), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("detail", sa.String(40)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("fanned_out", sa.Boolean, nullable=False, index=True),
+)
+
+# One row per event and channel (the Notificaties API, an API client's webhook), retried with backoff.
+event_deliveries = sa.Table(
+    "event_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Integer, nullable=False, index=True),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(220), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("lease_until", UTCDateTime()),
+    sa.Column("last_error", sa.Text),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Index("ix_event_deliveries_order", "session_id", "channel", "state"),
 )
 
 login_flows = sa.Table(
@@ -219,6 +272,7 @@ class SqlSessionStore:
             "registration_error": s.registration_error,
             "reason": s.reason.value if s.reason else None,
             "ended_at": s.ended_at,
+            "client_id": s.client_id,
         }
 
     def _session(self, r: Any) -> IdentificationSession:
@@ -247,11 +301,18 @@ class SqlSessionStore:
             registration_error=r.registration_error,
             reason=SessionReason(r.reason) if r.reason else None,
             ended_at=r.ended_at,
+            client_id=r.client_id,
         )
 
     def add(self, session: IdentificationSession) -> None:
         with self.engine.begin() as conn:
             conn.execute(sessions.insert().values(**self._session_row(session)))
+            self._record_event(conn, None, session)
+
+    def _record_event(self, conn: Any, old: IdentificationSession | None, new: IdentificationSession) -> None:
+        values = event_values(old, new)
+        if values is not None:
+            conn.execute(events.insert().values(**values, created_at=datetime.now(UTC), fanned_out=False))
 
     def get(self, session_id: str) -> IdentificationSession | None:
         with self.engine.connect() as conn:
@@ -262,7 +323,209 @@ class SqlSessionStore:
         row = self._session_row(session)
         row.pop("id")
         with self.engine.begin() as conn:
+            # The row lock orders concurrent changes of one session, so its events are in the order they happened.
+            before = conn.execute(sessions.select().where(sessions.c.id == session.id).with_for_update()).first()
             conn.execute(sessions.update().where(sessions.c.id == session.id).values(**row))
+            if before is not None:
+                self._record_event(conn, self._session(before), session)
+
+    def list_sessions(
+        self,
+        *,
+        client_id: str | None = None,
+        owner_id: str | None = None,
+        state: str | None = None,
+        flow: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        before: tuple[datetime, str] | None = None,
+        limit: int = 50,
+    ) -> Sequence[IdentificationSession]:
+        """Newest first; ``before`` is a cursor: (created_at, id) of the last session of the previous page."""
+        query = sessions.select().order_by(sessions.c.created_at.desc(), sessions.c.id.desc()).limit(limit)
+        for column, value in (
+            (sessions.c.client_id, client_id),
+            (sessions.c.owner_id, owner_id),
+            (sessions.c.state, state),
+            (sessions.c.flow, flow),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if created_after is not None:
+            query = query.where(sessions.c.created_at >= created_after)
+        if created_before is not None:
+            query = query.where(sessions.c.created_at < created_before)
+        if before is not None:
+            at, last_id = before
+            query = query.where(
+                sa.or_(sessions.c.created_at < at, sa.and_(sessions.c.created_at == at, sessions.c.id < last_id))
+            )
+        with self.engine.connect() as conn:
+            return [self._session(r) for r in conn.execute(query)]
+
+    # --- idempotency keys ----------------------------------------------------------------------
+
+    def claim_idempotency_key(
+        self, client_id: str, key: str, fingerprint: str, *, now: datetime, expires_at: datetime
+    ) -> tuple[str, str | None] | None:
+        """None: the caller owns the key now and creates the session. Otherwise (fingerprint, session id or
+        None while the first request is still creating it) of the earlier request with this key."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                idempotency_keys.delete().where(
+                    idempotency_keys.c.client_id == client_id,
+                    idempotency_keys.c.key == key,
+                    idempotency_keys.c.expires_at <= now,
+                )
+            )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    idempotency_keys.insert().values(
+                        client_id=client_id, key=key, fingerprint=fingerprint, created_at=now, expires_at=expires_at
+                    )
+                )
+            return None
+        except IntegrityError:
+            pass
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.session_id).where(
+                    idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
+                )
+            ).first()
+        return (row.fingerprint, row.session_id) if row else ("", None)
+
+    def settle_idempotency_key(self, client_id: str, key: str, session_id: str | None, expires_at: datetime) -> None:
+        """Record the session made for a claimed key; None releases the claim (the create failed)."""
+        where = sa.and_(idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key)
+        with self.engine.begin() as conn:
+            if session_id is None:
+                conn.execute(idempotency_keys.delete().where(where))
+            else:
+                conn.execute(
+                    idempotency_keys.update().where(where).values(session_id=session_id, expires_at=expires_at)
+                )
+
+    # --- events (outbox) -----------------------------------------------------------------------
+
+    def _event(self, r: Any) -> SessionEvent:
+        return SessionEvent(
+            id=r.id,
+            session_id=r.session_id,
+            client_id=r.client_id,
+            owner_id=r.owner_id,
+            flow=r.flow,
+            type=r.type,
+            state=r.state,
+            detail=r.detail,
+            created_at=r.created_at,
+        )
+
+    def list_events(self, *, session_id: str | None = None) -> Sequence[SessionEvent]:
+        query = events.select().order_by(events.c.id)
+        if session_id:
+            query = query.where(events.c.session_id == session_id)
+        with self.engine.connect() as conn:
+            return [self._event(r) for r in conn.execute(query)]
+
+    def fan_out_events(self, channels: Callable[[SessionEvent], Sequence[str]], now: datetime, *, limit: int) -> int:
+        """Turn new events into one pending delivery per channel, in event order; returns the events handled."""
+        with self.engine.connect() as conn:
+            rows = list(
+                conn.execute(events.select().where(events.c.fanned_out.is_(False)).order_by(events.c.id).limit(limit))
+            )
+        done = 0
+        for r in rows:
+            earlier = events.alias("earlier")
+            # Never before an earlier event of the same session (another worker may still be fanning it out):
+            # its deliveries exist before this event's do, so the per-session order holds across workers.
+            earlier_pending = sa.exists().where(
+                earlier.c.session_id == r.session_id, earlier.c.id < r.id, earlier.c.fanned_out.is_(False)
+            )
+            with self.engine.begin() as conn:
+                won = conn.execute(
+                    events.update()
+                    .where(events.c.id == r.id, events.c.fanned_out.is_(False), ~earlier_pending)
+                    .values(fanned_out=True)
+                ).rowcount
+                if won != 1:
+                    continue
+                for channel in channels(self._event(r)):
+                    conn.execute(
+                        event_deliveries.insert().values(
+                            event_id=r.id,
+                            session_id=r.session_id,
+                            channel=channel,
+                            state="pending",
+                            attempts=0,
+                            next_attempt_at=now,
+                        )
+                    )
+                done += 1
+        return done
+
+    def claim_due_deliveries(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Delivery]:
+        """Pending deliveries that are due and first in line for their session and channel (ordered per session)."""
+        earlier = event_deliveries.alias("earlier")
+        first_in_line = ~sa.exists().where(
+            earlier.c.session_id == event_deliveries.c.session_id,
+            earlier.c.channel == event_deliveries.c.channel,
+            earlier.c.state == "pending",
+            earlier.c.event_id < event_deliveries.c.event_id,
+        )
+        due = sa.and_(
+            event_deliveries.c.state == "pending",
+            event_deliveries.c.next_attempt_at <= now,
+            sa.or_(event_deliveries.c.lease_until.is_(None), event_deliveries.c.lease_until < now),
+        )
+        with self.engine.connect() as conn:
+            ids = [
+                r.id
+                for r in conn.execute(
+                    sa.select(event_deliveries.c.id)
+                    .where(due, first_in_line)
+                    .order_by(event_deliveries.c.next_attempt_at, event_deliveries.c.event_id)
+                    .limit(limit)
+                )
+            ]
+        claimed = []
+        for delivery_id in ids:
+            with self.engine.begin() as conn:
+                won = conn.execute(
+                    event_deliveries.update()
+                    .where(event_deliveries.c.id == delivery_id, due)
+                    .values(lease_until=now + timedelta(seconds=lease_seconds))
+                ).rowcount
+                if won == 1:
+                    d = conn.execute(event_deliveries.select().where(event_deliveries.c.id == delivery_id)).one()
+                    e = conn.execute(events.select().where(events.c.id == d.event_id)).one()
+                    claimed.append(Delivery(id=d.id, event=self._event(e), channel=d.channel, attempts=d.attempts))
+        return claimed
+
+    def finish_delivery(
+        self, delivery_id: int, *, now: datetime, ok: bool, error: str | None = None, retry_at: datetime | None = None
+    ) -> None:
+        """Delivered (ok), or failed: retried at ``retry_at``, or given up when that is None."""
+        state = "done" if ok else "pending" if retry_at is not None else "failed"
+        with self.engine.begin() as conn:
+            conn.execute(
+                event_deliveries.update()
+                .where(event_deliveries.c.id == delivery_id)
+                .values(
+                    state=state,
+                    attempts=event_deliveries.c.attempts + 1,
+                    next_attempt_at=retry_at or now,
+                    lease_until=None,
+                    last_error=None if ok else (error or "")[:1000],
+                    finished_at=None if state == "pending" else now,
+                )
+            )
+
+    def delivery_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(event_deliveries.c.state, sa.func.count()).group_by(event_deliveries.c.state))
+            return {r[0]: r[1] for r in rows}
 
     def delete(self, session_id: str) -> bool:
         with self.engine.begin() as conn:
@@ -500,7 +763,23 @@ class SqlSessionStore:
 
     def purge(self, now: datetime) -> dict[str, int]:
         with self.engine.begin() as conn:
-            expired = [r.id for r in conn.execute(sa.select(sessions.c.id).where(sessions.c.expires_at <= now))]
+            expired_rows = list(conn.execute(sessions.select().where(sessions.c.expires_at <= now)))
+            expired = [r.id for r in expired_rows]
+            for r in expired_rows:  # the last event of a session nobody finished: it expired and is erased
+                if r.state in UNFINISHED_STATES:
+                    conn.execute(
+                        events.insert().values(
+                            session_id=r.id,
+                            client_id=r.client_id,
+                            owner_id=r.owner_id,
+                            flow=r.flow,
+                            type="session.expired",
+                            state=r.state,
+                            detail="expired",
+                            created_at=datetime.now(UTC),
+                            fanned_out=False,
+                        )
+                    )
             counts = {
                 "sessions": conn.execute(sessions.delete().where(sessions.c.expires_at <= now)).rowcount,
                 "login_flows": conn.execute(
@@ -509,6 +788,21 @@ class SqlSessionStore:
                     )
                 ).rowcount,
                 "one_time_ids": conn.execute(one_time_ids.delete().where(one_time_ids.c.expires_at <= now)).rowcount,
+                "idempotency_keys": conn.execute(
+                    idempotency_keys.delete().where(idempotency_keys.c.expires_at <= now)
+                ).rowcount,
+                "event_deliveries": conn.execute(
+                    event_deliveries.delete().where(
+                        event_deliveries.c.state != "pending", event_deliveries.c.finished_at <= now - EVENT_RETENTION
+                    )
+                ).rowcount,
+                "events": conn.execute(
+                    events.delete().where(
+                        events.c.fanned_out.is_(True),
+                        events.c.created_at <= now - EVENT_RETENTION,
+                        ~sa.exists().where(event_deliveries.c.event_id == events.c.id),
+                    )
+                ).rowcount,
                 "registration_payloads": conn.execute(
                     registrations.update()
                     .where(

@@ -25,6 +25,7 @@ class ProofData:
     code_check: bool | None  # True: equal, False: different, None: no comparison in this flow
     behandelaar: str | None
     session_id: str
+    behandelaar_id: str | None = None  # the behandelaar's id (staff login, or given by a trusted API client)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-safe form (for the encrypted registration payload)."""
@@ -42,6 +43,7 @@ class ProofData:
             "code_check": self.code_check,
             "behandelaar": self.behandelaar,
             "session_id": self.session_id,
+            "behandelaar_id": self.behandelaar_id,
         }
 
     @classmethod
@@ -60,4 +62,5 @@ class ProofData:
             code_check=None if d.get("code_check") is None else bool(d["code_check"]),
             behandelaar=None if d.get("behandelaar") is None else str(d["behandelaar"]),
             session_id=str(d["session_id"]),
+            behandelaar_id=None if d.get("behandelaar_id") is None else str(d["behandelaar_id"]),
         )

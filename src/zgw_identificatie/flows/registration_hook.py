@@ -37,6 +37,7 @@ def proof_for(session: IdentificationSession, identity: DigidIdentity) -> ProofD
         code_check=session.code_match if session.flow is Flow.KNOWN_CITIZEN else None,
         behandelaar=session.owner_name or None,
         session_id=session.id,
+        behandelaar_id=session.owner_id or None,
     )
 
 

@@ -87,6 +87,8 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
         "api.create_session": [api_calls, limiter.limit(settings.rate_limit_start, key_func=api_key)],
         "api.get_session": [api_calls],
         "api.complete_session": [api_calls],
+        "api.list_sessions": [api_calls],
+        "api.withdraw_session": [api_calls],
         "api.openapi": [limiter.limit(settings.rate_limit_api, key_func=client_ip)],
     }
     app.extensions["zgwid_limiter"] = limiter

@@ -3,19 +3,31 @@
 The schema is created and upgraded by Alembic (``migrations/``); ``tables`` below mirrors the
 newest migration and a test checks they agree. BSNs and proof payloads are stored encrypted
 (``DataCipher``) and deleted as soon as the flow no longer needs them.
+
+Database round trips are the store's main cost, so:
+
+* a method that runs one statement runs it in autocommit (one round trip, no BEGIN/COMMIT/ROLLBACK);
+  a method that needs several statements to agree runs them in one transaction;
+* there is no ping per checkout (``pool_pre_ping``): a pooled connection that died with a database
+  restart fails on its first statement; the pool is then invalidated and the unit of work is retried
+  once on a fresh connection (``_run``). A database that is really down raises ``OperationalError``,
+  which the web layer turns into a calm 503;
+* the statements are built once (module level, bind parameters), so SQLAlchemy's compiled cache hits;
+* ``purge`` works in bounded batches, each its own short transaction, so any backlog shrinks.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..domain.assurance import AssuranceLevel
 from ..domain.audit import AuditEvent
@@ -27,6 +39,8 @@ from ..ports import LoginFlow
 from .crypto import DataCipher
 
 FAILED_PAYLOAD_RETENTION = timedelta(days=1)
+PURGE_BATCH = 5000  # rows per purge transaction: far below any driver's parameter limit, short locks
+T = TypeVar("T")
 MIGRATION_LOCK_KEY = 0x7A67_7769_6400  # "zgwid": one advisory lock for schema migrations
 
 
@@ -60,7 +74,7 @@ sessions = sa.Table(
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
-    sa.Column("owner_id", sa.String(200), nullable=False, index=True),
+    sa.Column("owner_id", sa.String(200), nullable=False),
     sa.Column("owner_name", sa.String(200), nullable=False),
     sa.Column("gemeente", sa.String(200), nullable=False),
     sa.Column("min_level", sa.Integer, nullable=False),
@@ -77,6 +91,7 @@ sessions = sa.Table(
     sa.Column("zaak_url", sa.String(1000)),
     sa.Column("registration_state", sa.String(20)),
     sa.Column("registration_error", sa.Text),
+    sa.Index("ix_sessions_owner_id_created_at", "owner_id", "created_at"),  # the staff overview
 )
 
 login_flows = sa.Table(
@@ -121,6 +136,14 @@ registrations = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("invalid_params", sa.Text),
     sa.Column("lease_until", UTCDateTime()),
+    # The purge finds the payloads still held among all registrations ever made.
+    sa.Index(
+        "ix_registrations_held_payloads",
+        "state",
+        "updated_at",
+        postgresql_where=sa.text("payload_enc IS NOT NULL"),
+        sqlite_where=sa.text("payload_enc IS NOT NULL"),
+    ),
 )
 
 audit_events = sa.Table(
@@ -152,7 +175,9 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # No pool_pre_ping (a round trip on every checkout): SqlSessionStore._run retries once on a
+    # connection that turns out to be dead.
+    return sa.create_engine(url, pool_size=5, max_overflow=10)
 
 
 def migrate(engine: Engine) -> None:
@@ -170,10 +195,147 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+# --- statements, built once -------------------------------------------------------------------
+
+_GET_SESSION = sessions.select().where(sessions.c.id == sa.bindparam("sid"))
+_INSERT_SESSION = sessions.insert()
+_UPDATE_SESSION = sessions.update().where(sessions.c.id == sa.bindparam("sid"))
+_DELETE_SESSION = sessions.delete().where(sessions.c.id == sa.bindparam("sid"))
+_DELETE_SESSION_FLOWS = login_flows.delete().where(login_flows.c.session_id == sa.bindparam("sid"))
+_LIST_FOR_OWNER = (
+    sessions.select()
+    .where(sessions.c.owner_id == sa.bindparam("owner"))
+    .order_by(sessions.c.created_at.desc())
+    .limit(sa.bindparam("lim", type_=sa.Integer))
+)
+_INSERT_FLOW = login_flows.insert()
+_TAKE_FLOW = (
+    login_flows.update()
+    .where(
+        login_flows.c.id == sa.bindparam("fid"),
+        login_flows.c.consumed_at.is_(None),
+        login_flows.c.expires_at > sa.bindparam("now", type_=UTCDateTime()),
+    )
+    .values(consumed_at=sa.bindparam("now", type_=UTCDateTime()))
+    .returning(*login_flows.c)
+)
+_INSERT_ONE_TIME = one_time_ids.insert()
+_INSERT_REGISTRATION = registrations.insert()
+_GET_REGISTRATION = registrations.select().where(registrations.c.id == sa.bindparam("rid"))
+_REGISTRATION_FOR_SESSION = (
+    registrations.select()
+    .where(registrations.c.session_id == sa.bindparam("sid"))
+    .order_by(registrations.c.created_at.desc())
+    .limit(1)
+)
+_UPDATE_REGISTRATION = registrations.update().where(registrations.c.id == sa.bindparam("rid"))
+_DUE = sa.and_(
+    registrations.c.state.in_([RegistrationState.PENDING.value, RegistrationState.RETRYING.value]),
+    registrations.c.next_attempt_at <= sa.bindparam("now", type_=UTCDateTime()),
+    sa.or_(
+        registrations.c.lease_until.is_(None),
+        registrations.c.lease_until < sa.bindparam("now", type_=UTCDateTime()),
+    ),
+)
+_DUE_IDS = (
+    sa.select(registrations.c.id)
+    .where(_DUE)
+    .order_by(registrations.c.next_attempt_at)
+    .limit(sa.bindparam("lim", type_=sa.Integer))
+)
+_CLAIM = (
+    registrations.update()
+    .where(registrations.c.id == sa.bindparam("rid"), _DUE)
+    .values(lease_until=sa.bindparam("until", type_=UTCDateTime()))
+    .returning(*registrations.c)
+)
+_INSERT_AUDIT = audit_events.insert()
+
+# Purge: one bounded batch per statement; the caller loops until a batch comes back short.
+_BEFORE = sa.bindparam("now", type_=UTCDateTime())
+_BATCH = sa.bindparam("batch", type_=sa.Integer)
+_EXPIRED_SESSION_IDS = sa.select(sessions.c.id).where(sessions.c.expires_at <= _BEFORE).limit(_BATCH)
+_DELETE_FLOWS_OF = login_flows.delete().where(login_flows.c.session_id.in_(sa.bindparam("ids", expanding=True)))
+_DELETE_SESSIONS = sessions.delete().where(sessions.c.id.in_(sa.bindparam("ids", expanding=True)))
+_DELETE_EXPIRED_FLOWS = login_flows.delete().where(
+    login_flows.c.id.in_(sa.select(login_flows.c.id).where(login_flows.c.expires_at <= _BEFORE).limit(_BATCH))
+)
+_DELETE_EXPIRED_ONE_TIME = one_time_ids.delete().where(
+    sa.tuple_(one_time_ids.c.kind, one_time_ids.c.value).in_(
+        sa.select(one_time_ids.c.kind, one_time_ids.c.value).where(one_time_ids.c.expires_at <= _BEFORE).limit(_BATCH)
+    )
+)
+_DROP_PAYLOADS = (
+    registrations.update()
+    .where(
+        registrations.c.id.in_(
+            sa.select(registrations.c.id)
+            .where(
+                registrations.c.payload_enc.is_not(None),
+                sa.or_(
+                    registrations.c.state == RegistrationState.DONE.value,
+                    sa.and_(
+                        registrations.c.state == RegistrationState.FAILED.value,
+                        registrations.c.updated_at <= sa.bindparam("failed_before", type_=UTCDateTime()),
+                    ),
+                ),
+            )
+            .limit(_BATCH)
+        )
+    )
+    .values(payload_enc=None)
+)
+
+
+def _disconnected(exc: DBAPIError) -> bool:
+    return bool(exc.connection_invalidated)
+
+
 class SqlSessionStore:
     def __init__(self, engine: Engine, cipher: DataCipher) -> None:
         self.engine = engine
         self.cipher = cipher
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        self._engine = engine
+        # The same pool; a connection checked out from this one commits every statement on its own.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def _run(self, work: Callable[[sa.Connection], T], *, transaction: bool = False, retry: bool = False) -> T:
+        """Run ``work`` on a pooled connection: in autocommit (one statement, one round trip) or in one
+        transaction.
+
+        Pooled connections are not pinged. After a database restart the first statement on an old
+        connection fails as a disconnect; SQLAlchemy then invalidates the whole pool, so the next
+        checkout connects afresh. Work that may safely run twice (reads, the purge) passes
+        ``retry=True`` and is retried once at once; a write is not repeated (it may have committed
+        before the connection broke) and its ``OperationalError`` becomes the calm 503."""
+        engine = self._engine if transaction else self._autocommit
+        for attempt in (1, 2):
+            try:
+                if transaction:
+                    with engine.begin() as conn:
+                        return work(conn)
+                with engine.connect() as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                if attempt == 2 or not retry or not _disconnected(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _one(self, statement: Any, params: dict[str, Any] | None = None, *, retry: bool = False) -> Any:
+        """One statement in autocommit; returns the first row (or None), or the rowcount for DML."""
+
+        def work(conn: sa.Connection) -> Any:
+            result = conn.execute(statement, params or {})
+            return result.first() if result.returns_rows else result.rowcount
+
+        return self._run(work, retry=retry)
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -230,57 +392,50 @@ class SqlSessionStore:
         )
 
     def add(self, session: IdentificationSession) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(sessions.insert().values(**self._session_row(session)))
+        self._one(_INSERT_SESSION, self._session_row(session))
 
     def get(self, session_id: str) -> IdentificationSession | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sessions.select().where(sessions.c.id == session_id)).first()
+        row = self._one(_GET_SESSION, {"sid": session_id}, retry=True)
         return self._session(row) if row else None
 
     def update(self, session: IdentificationSession) -> None:
         row = self._session_row(session)
-        row.pop("id")
-        with self.engine.begin() as conn:
-            conn.execute(sessions.update().where(sessions.c.id == session.id).values(**row))
+        row["sid"] = row.pop("id")
+        self._one(_UPDATE_SESSION, row)
 
     def delete(self, session_id: str) -> bool:
-        with self.engine.begin() as conn:
-            conn.execute(login_flows.delete().where(login_flows.c.session_id == session_id))
-            return conn.execute(sessions.delete().where(sessions.c.id == session_id)).rowcount > 0
+        def work(conn: sa.Connection) -> bool:
+            conn.execute(_DELETE_SESSION_FLOWS, {"sid": session_id})
+            return conn.execute(_DELETE_SESSION, {"sid": session_id}).rowcount > 0
+
+        return self._run(work, transaction=True)
 
     def list_for_owner(self, owner_id: str, *, limit: int = 50) -> Sequence[IdentificationSession]:
-        query = (
-            sessions.select().where(sessions.c.owner_id == owner_id).order_by(sessions.c.created_at.desc()).limit(limit)
+        rows = self._run(
+            lambda conn: conn.execute(_LIST_FOR_OWNER, {"owner": owner_id, "lim": limit}).all(), retry=True
         )
-        with self.engine.connect() as conn:
-            return [self._session(r) for r in conn.execute(query)]
+        return [self._session(r) for r in rows]
 
     # --- login flows and one-time ids ------------------------------------------------------
 
     def add_login_flow(self, flow: LoginFlow) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                login_flows.insert().values(
-                    id=flow.id,
-                    session_id=flow.session_id,
-                    request_id=flow.request_id,
-                    relay_state=flow.relay_state,
-                    created_at=flow.created_at,
-                    expires_at=flow.expires_at,
-                )
-            )
+        self._one(
+            _INSERT_FLOW,
+            {
+                "id": flow.id,
+                "session_id": flow.session_id,
+                "request_id": flow.request_id,
+                "relay_state": flow.relay_state,
+                "created_at": flow.created_at,
+                "expires_at": flow.expires_at,
+            },
+        )
 
     def take_login_flow(self, flow_id: str, now: datetime) -> LoginFlow | None:
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                login_flows.update()
-                .where(login_flows.c.id == flow_id, login_flows.c.consumed_at.is_(None), login_flows.c.expires_at > now)
-                .values(consumed_at=now)
-            ).rowcount
-            if taken != 1:
-                return None
-            r = conn.execute(login_flows.select().where(login_flows.c.id == flow_id)).one()
+        """Single use (R12): one conditional UPDATE … RETURNING, so two takers cannot both win."""
+        r = self._one(_TAKE_FLOW, {"fid": flow_id, "now": now})
+        if r is None:
+            return None
         return LoginFlow(
             id=r.id,
             session_id=r.session_id,
@@ -292,8 +447,7 @@ class SqlSessionStore:
 
     def use_once(self, kind: str, value: str, expires_at: datetime) -> bool:
         try:
-            with self.engine.begin() as conn:
-                conn.execute(one_time_ids.insert().values(kind=kind, value=value[:200], expires_at=expires_at))
+            self._one(_INSERT_ONE_TIME, {"kind": kind, "value": value[:200], "expires_at": expires_at})
         except IntegrityError:
             return False
         return True
@@ -349,121 +503,100 @@ class SqlSessionStore:
         )
 
     def add_registration(self, registration: Registration) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(registrations.insert().values(**self._registration_row(registration)))
+        self._one(_INSERT_REGISTRATION, self._registration_row(registration))
 
     def get_registration(self, registration_id: str) -> Registration | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(registrations.select().where(registrations.c.id == registration_id)).first()
+        row = self._one(_GET_REGISTRATION, {"rid": registration_id}, retry=True)
         return self._registration(row) if row else None
 
     def registration_for_session(self, session_id: str) -> Registration | None:
-        query = (
-            registrations.select()
-            .where(registrations.c.session_id == session_id)
-            .order_by(registrations.c.created_at.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+        row = self._one(_REGISTRATION_FOR_SESSION, {"sid": session_id}, retry=True)
         return self._registration(row) if row else None
 
     def update_registration(self, registration: Registration) -> None:
         row = self._registration_row(registration)
-        row.pop("id")
+        row["rid"] = row.pop("id")
         if registration.finished or registration.next_attempt_at > registration.updated_at:
             row["lease_until"] = None  # done, or a retry is scheduled: the next due claim may take it
-        with self.engine.begin() as conn:
-            conn.execute(registrations.update().where(registrations.c.id == registration.id).values(**row))
+        self._one(_UPDATE_REGISTRATION, row)
 
     def claim_due_registrations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Registration]:
-        due = sa.and_(
-            registrations.c.state.in_([RegistrationState.PENDING.value, RegistrationState.RETRYING.value]),
-            registrations.c.next_attempt_at <= now,
-            sa.or_(registrations.c.lease_until.is_(None), registrations.c.lease_until < now),
-        )
+        ids = self._run(lambda conn: conn.execute(_DUE_IDS, {"now": now, "lim": limit}).scalars().all(), retry=True)
+        until = now + timedelta(seconds=lease_seconds)
         claimed = []
-        with self.engine.connect() as conn:
-            ids = [
-                r.id
-                for r in conn.execute(
-                    sa.select(registrations.c.id).where(due).order_by(registrations.c.next_attempt_at).limit(limit)
-                )
-            ]
         for reg_id in ids:
-            with self.engine.begin() as conn:
-                won = conn.execute(
-                    registrations.update()
-                    .where(registrations.c.id == reg_id, due)
-                    .values(lease_until=now + timedelta(seconds=lease_seconds))
-                ).rowcount
-                if won == 1:
-                    row = conn.execute(registrations.select().where(registrations.c.id == reg_id)).one()
-                    claimed.append(self._registration(row))
+            # A conditional UPDATE … RETURNING: of two workers claiming the same row, one gets it.
+            row = self._one(_CLAIM, {"rid": reg_id, "now": now, "until": until})
+            if row is not None:
+                claimed.append(self._registration(row))
         return claimed
 
     # --- audit -----------------------------------------------------------------------------
 
     def add_audit(self, event: AuditEvent) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                audit_events.insert().values(
-                    at=event.at,
-                    actor=event.actor,
-                    flow=event.flow,
-                    session_id=event.session_id,
-                    event=event.event,
-                    outcome=event.outcome,
-                    bsn_hash=event.bsn_hash,
-                )
-            )
+        self._one(
+            _INSERT_AUDIT,
+            {
+                "at": event.at,
+                "actor": event.actor,
+                "flow": event.flow,
+                "session_id": event.session_id,
+                "event": event.event,
+                "outcome": event.outcome,
+                "bsn_hash": event.bsn_hash,
+            },
+        )
 
     def list_audit(self, *, session_id: str | None = None, limit: int = 100) -> Sequence[AuditEvent]:
         query = audit_events.select().order_by(audit_events.c.id.desc()).limit(limit)
         if session_id:
             query = query.where(audit_events.c.session_id == session_id)
-        with self.engine.connect() as conn:
-            return [
-                AuditEvent(
-                    at=r.at,
-                    actor=r.actor,
-                    flow=r.flow,
-                    session_id=r.session_id,
-                    event=r.event,
-                    outcome=r.outcome,
-                    bsn_hash=r.bsn_hash,
-                )
-                for r in conn.execute(query)
-            ]
+        rows = self._run(lambda conn: conn.execute(query).all(), retry=True)
+        return [
+            AuditEvent(
+                at=r.at,
+                actor=r.actor,
+                flow=r.flow,
+                session_id=r.session_id,
+                event=r.event,
+                outcome=r.outcome,
+                bsn_hash=r.bsn_hash,
+            )
+            for r in rows
+        ]
 
     # --- erasure ---------------------------------------------------------------------------
 
-    def purge(self, now: datetime) -> dict[str, int]:
-        with self.engine.begin() as conn:
-            expired = [r.id for r in conn.execute(sa.select(sessions.c.id).where(sessions.c.expires_at <= now))]
-            counts = {
-                "sessions": conn.execute(sessions.delete().where(sessions.c.expires_at <= now)).rowcount,
-                "login_flows": conn.execute(
-                    login_flows.delete().where(
-                        sa.or_(login_flows.c.expires_at <= now, login_flows.c.session_id.in_(expired))
-                    )
-                ).rowcount,
-                "one_time_ids": conn.execute(one_time_ids.delete().where(one_time_ids.c.expires_at <= now)).rowcount,
-                "registration_payloads": conn.execute(
-                    registrations.update()
-                    .where(
-                        registrations.c.payload_enc.is_not(None),
-                        sa.or_(
-                            registrations.c.state == RegistrationState.DONE.value,
-                            sa.and_(
-                                registrations.c.state == RegistrationState.FAILED.value,
-                                registrations.c.updated_at <= now - FAILED_PAYLOAD_RETENTION,
-                            ),
-                        ),
-                    )
-                    .values(payload_enc=None)
-                ).rowcount,
-            }
+    def purge(self, now: datetime, *, batch: int = PURGE_BATCH) -> dict[str, int]:
+        """Erase what expired, in batches of ``batch`` rows, each batch its own short transaction.
+
+        A backlog of any size shrinks with every batch (a failure keeps what earlier batches erased),
+        no statement carries more than ``batch`` parameters, and no lock is held for long."""
+        counts = {"sessions": 0, "login_flows": 0, "one_time_ids": 0, "registration_payloads": 0}
+
+        def expired_sessions(conn: sa.Connection) -> int:
+            ids = conn.execute(_EXPIRED_SESSION_IDS, {"now": now, "batch": batch}).scalars().all()
+            if ids:
+                counts["login_flows"] += conn.execute(_DELETE_FLOWS_OF, {"ids": ids}).rowcount
+                counts["sessions"] += conn.execute(_DELETE_SESSIONS, {"ids": ids}).rowcount
+            return len(ids)
+
+        def batched(statement: Any, key: str, **params: Any) -> Callable[[sa.Connection], int]:
+            def work(conn: sa.Connection) -> int:
+                n = int(conn.execute(statement, {"now": now, "batch": batch, **params}).rowcount)
+                counts[key] += n
+                return n
+
+            return work
+
+        for work, transaction in (
+            (expired_sessions, True),
+            (batched(_DELETE_EXPIRED_FLOWS, "login_flows"), False),
+            (batched(_DELETE_EXPIRED_ONE_TIME, "one_time_ids"), False),
+            (batched(_DROP_PAYLOADS, "registration_payloads", failed_before=now - FAILED_PAYLOAD_RETENTION), False),
+        ):
+            while self._run(work, transaction=transaction, retry=True) >= batch:
+                time.sleep(0)  # let the web threads of this process run between batches
         return counts
 
     def rotate_keys(self) -> int:

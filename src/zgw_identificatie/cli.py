@@ -1,11 +1,11 @@
 """zgw-identificatie demo | serve | worker | purge | saml-metadata | check-config | digid-metadata-check | …"""
 
+# Every command imports what it needs itself: ``--help`` and the small commands stay fast (no Flask,
+# SQLAlchemy or SAML at import time).
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
-import secrets
 import sys
 from typing import Any
 
@@ -20,6 +20,8 @@ def _app(**overrides: Any) -> Any:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Everything embedded: SQLite, the DigiD simulator, the ZGW sandbox, the worker in-process."""
+    import secrets
+
     from werkzeug.security import generate_password_hash
 
     from .app import services_of
@@ -138,6 +140,8 @@ def cmd_digid_metadata_check(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
     from werkzeug.security import generate_password_hash
 
     password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
@@ -146,6 +150,8 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_api_key(args: argparse.Namespace) -> int:
+    import secrets
+
     from .web.security import hash_secret_sha256
 
     key = args.key or secrets.token_urlsafe(32)

@@ -39,4 +39,4 @@ def validate_xml(xml: Any, schema: str, debug: bool = False) -> Any:
 
 
 def install() -> None:
-    OneLogin_Saml2_XML.validate_xml = staticmethod(validate_xml)  # type: ignore[method-assign,assignment]
+    OneLogin_Saml2_XML.validate_xml = staticmethod(validate_xml)

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -18,6 +17,7 @@ from zgw_identificatie.adapters.sql_store import SqlSessionStore, make_engine, m
 from zgw_identificatie.app import services_of
 from zgw_identificatie.ports import LoginFlow
 from zgw_identificatie.testing.clock import FixedClock
+from zgw_identificatie.testing.roundtrips import RoundTrips
 
 BSN = "999993653"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -143,51 +143,6 @@ def test_the_migrations_create_the_indexes_the_store_declares(tmp_path: Path):
     assert ("ix_sessions_owner_id_created_at", ("owner_id", "created_at")) in {
         (ix["name"], tuple(ix["column_names"])) for ix in inspector.get_indexes("sessions")
     }
-
-
-class RoundTrips:
-    """Counts what goes over the wire to PostgreSQL (psycopg 3): every statement; the BEGIN psycopg
-    sends before the first statement of a transaction; a COMMIT or ROLLBACK (including the pool's
-    reset on return) only when a transaction is open; and any ping."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.statements: list[str] = []
-        idle = psycopg.pq.TransactionStatus.IDLE
-
-        def status(conn: sa.Connection) -> psycopg.pq.TransactionStatus:
-            return conn.connection.dbapi_connection.info.transaction_status  # type: ignore[union-attr]
-
-        def on_statement(conn, cursor, statement, *args):
-            dbapi = conn.connection.dbapi_connection
-            if not dbapi.autocommit and dbapi.info.transaction_status == idle:
-                self.statements.append("BEGIN")
-            self.statements.append(statement.split("\n")[0][:70])
-
-        def on_end(name):
-            def listener(conn):
-                if status(conn) != idle:
-                    self.statements.append(name)
-
-            return listener
-
-        def on_reset(dbapi_conn, record, *args):
-            if dbapi_conn.info.transaction_status != idle:
-                self.statements.append("ROLLBACK (reset)")
-
-        sa.event.listen(engine, "before_cursor_execute", on_statement)
-        sa.event.listen(engine, "commit", on_end("COMMIT"))
-        sa.event.listen(engine, "rollback", on_end("ROLLBACK"))
-        sa.event.listen(engine.pool, "reset", on_reset)
-        ping = engine.dialect.do_ping
-
-        def counted_ping(dbapi_conn):
-            self.statements.append("PING")
-            return ping(dbapi_conn)
-
-        engine.dialect.do_ping = counted_ping  # type: ignore[method-assign]
-
-    def __len__(self) -> int:
-        return len(self.statements)
 
 
 @pytest.mark.postgres

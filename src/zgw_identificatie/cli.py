@@ -7,9 +7,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .settings import ConfigError, describe, load_settings
+if TYPE_CHECKING:
+    from .settings import Settings
+
+
+def load_settings(*, validate: bool = True, **overrides: Any) -> Settings:
+    """settings.load_settings, imported when a command needs it (not for --help)."""
+    from .settings import load_settings as load
+
+    return load(validate=validate, **overrides)
 
 
 def _app(**overrides: Any) -> Any:
@@ -182,6 +190,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
         print(example_toml(), end="")
         return 0
+    from .settings import describe
+
     print("| Environment variable | TOML key | Default | What it does |\n| --- | --- | --- | --- |")
     for env, key, default, help_text in describe():
         print(f"| `{env}` | `{key}` | `{default}` | {help_text} |")
@@ -216,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("key", nargs="?")
     p.set_defaults(func=cmd_hash_api_key)
     args = parser.parse_args(argv)
+    from .settings import ConfigError
+
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import PG_URL
 from demo_driver import API_KEY, Citizen, demo_app
 from zgw_identificatie.adapters.crypto import DataCipher, generate_key
 from zgw_identificatie.adapters.sql_store import SqlSessionStore, make_engine, metadata, migrate
@@ -18,6 +17,7 @@ from zgw_identificatie.app import services_of
 from zgw_identificatie.ports import LoginFlow
 from zgw_identificatie.testing.clock import FixedClock
 from zgw_identificatie.testing.roundtrips import RoundTrips
+from zgw_identificatie.testing.settings import TEST_PG_URL as PG_URL
 
 BSN = "999993653"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

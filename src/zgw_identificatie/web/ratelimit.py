@@ -228,6 +228,11 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
         "api.complete_session": [api_calls],
         "api.openapi": [limiter.limit(settings.rate_limit_api, key_func=client_ip)],
     }
+    # Every limit here is a decorator on its view, and there are no default limits: the limiter's own
+    # before_request check resolves nothing on any route, at about a tenth of a request's CPU. The
+    # decorators do the checking (and the fallback's recovery check) themselves.
+    if limiter._check_request_limit in app.before_request_funcs.get(None, []):
+        app.before_request_funcs[None].remove(limiter._check_request_limit)
     app.extensions["zgwid_limiter"] = limiter
     for endpoint, decorators in plan.items():
         view = app.view_functions[endpoint]

@@ -257,14 +257,17 @@ _BATCH = sa.bindparam("batch", type_=sa.Integer)
 _EXPIRED_SESSION_IDS = sa.select(sessions.c.id).where(sessions.c.expires_at <= _BEFORE).limit(_BATCH)
 _DELETE_FLOWS_OF = login_flows.delete().where(login_flows.c.session_id.in_(sa.bindparam("ids", expanding=True)))
 _DELETE_SESSIONS = sessions.delete().where(sessions.c.id.in_(sa.bindparam("ids", expanding=True)))
-# On PostgreSQL one statement per batch: the batch's ids stay in the server (a CTE referenced twice
-# is computed once), no id travels to Python and back. Two DELETEs, each on its own index — not one
-# DELETE with ``expires_at <= … OR session_id IN (…)``, which cannot use either index.
+# On PostgreSQL one statement per batch: the batch's ids stay in the server (the CTE is computed
+# once), no id travels to Python and back. Two DELETEs: the login flows through their session_id
+# index, the sessions by the row addresses just read (a TID scan, no index lookups) — not one DELETE
+# with ``expires_at <= … OR session_id IN (…)``, which can use no index at all. A row changed between
+# the read and the delete is skipped (its address changed) and goes in the next batch or run.
 _PG_PURGE_SESSIONS = sa.text(
-    "WITH doomed AS (SELECT id FROM sessions WHERE expires_at <= :now LIMIT :batch),"
-    " flows AS (DELETE FROM login_flows WHERE session_id IN (SELECT id FROM doomed) RETURNING 1),"
-    " gone AS (DELETE FROM sessions WHERE id IN (SELECT id FROM doomed) RETURNING 1)"
-    " SELECT (SELECT count(*) FROM gone) AS sessions, (SELECT count(*) FROM flows) AS login_flows"
+    "WITH doomed AS MATERIALIZED (SELECT ctid AS tid, id FROM sessions WHERE expires_at <= :now LIMIT :batch),"
+    " flows AS (DELETE FROM login_flows WHERE session_id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING 1),"
+    " gone AS (DELETE FROM sessions WHERE ctid = ANY (ARRAY(SELECT tid FROM doomed)) RETURNING 1)"
+    " SELECT (SELECT count(*) FROM doomed) AS read, (SELECT count(*) FROM gone) AS sessions,"
+    " (SELECT count(*) FROM flows) AS login_flows"
 ).bindparams(sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("batch", type_=sa.Integer))
 _DELETE_EXPIRED_FLOWS = login_flows.delete().where(
     login_flows.c.id.in_(sa.select(login_flows.c.id).where(login_flows.c.expires_at <= _BEFORE).limit(_BATCH))
@@ -588,7 +591,7 @@ class SqlSessionStore:
                 gone = conn.execute(_PG_PURGE_SESSIONS, {"now": now, "batch": batch}).one()
                 counts["sessions"] += gone.sessions
                 counts["login_flows"] += gone.login_flows
-                return int(gone.sessions)
+                return int(gone.read)  # a full batch read: there may be more
             ids = conn.execute(_EXPIRED_SESSION_IDS, {"now": now, "batch": batch}).scalars().all()
             if ids:
                 counts["login_flows"] += conn.execute(_DELETE_FLOWS_OF, {"ids": ids}).rowcount

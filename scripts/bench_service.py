@@ -434,8 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         auth = {"Authorization": f"Bearer {API_KEY}"}
         created = requests.post(f"{service}/api/v1/sessions", json={"flow": "mutual"}, headers=auth, timeout=10)
         sid = created.json()["id"]
-        for url, h in [(f"{service}/api/v1/sessions/{sid}", auth)] + [(f"{service}/i/{sid}", {})] * 2:
-            if requests.get(url, headers=h, timeout=10).status_code != 200:
+        for url, hdrs in [(f"{service}/api/v1/sessions/{sid}", auth)] + [(f"{service}/i/{sid}", {})] * 2:
+            if requests.get(url, headers=hdrs, timeout=10).status_code != 200:
                 raise SystemExit(f"set-up: {url} does not answer 200")
         create_lua = lua(
             workdir,

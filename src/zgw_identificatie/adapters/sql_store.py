@@ -34,7 +34,7 @@ from ..domain.audit import AuditEvent
 from ..domain.bsn import Bsn
 from ..domain.proof import ProofData
 from ..domain.registration import Registration
-from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionState
+from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionReason, SessionState
 from ..ports import LoginFlow
 from .crypto import DataCipher
 
@@ -91,6 +91,8 @@ sessions = sa.Table(
     sa.Column("zaak_url", sa.String(1000)),
     sa.Column("registration_state", sa.String(20)),
     sa.Column("registration_error", sa.Text),
+    sa.Column("reason", sa.String(30)),
+    sa.Column("ended_at", UTCDateTime()),
     sa.Index("ix_sessions_owner_id_created_at", "owner_id", "created_at"),  # the staff overview
 )
 
@@ -136,6 +138,8 @@ registrations = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("invalid_params", sa.Text),
     sa.Column("lease_until", UTCDateTime()),
+    sa.Column("user_id", sa.String(255)),
+    sa.Column("user_representation", sa.String(255)),
     # The purge finds the payloads still held among all registrations ever made.
     sa.Index(
         "ix_registrations_held_payloads",
@@ -375,6 +379,8 @@ class SqlSessionStore:
             "zaak_url": s.zaak_url,
             "registration_state": s.registration_state.value if s.registration_state else None,
             "registration_error": s.registration_error,
+            "reason": s.reason.value if s.reason else None,
+            "ended_at": s.ended_at,
         }
 
     def _session(self, r: Any) -> IdentificationSession:
@@ -401,6 +407,8 @@ class SqlSessionStore:
             zaak_url=r.zaak_url,
             registration_state=RegistrationState(r.registration_state) if r.registration_state else None,
             registration_error=r.registration_error,
+            reason=SessionReason(r.reason) if r.reason else None,
+            ended_at=r.ended_at,
         )
 
     def add(self, session: IdentificationSession) -> None:
@@ -489,6 +497,8 @@ class SqlSessionStore:
             "uncertain_step": reg.uncertain_step,
             "error": reg.error,
             "invalid_params": json.dumps([list(p) for p in reg.invalid_params]),
+            "user_id": reg.user_id,
+            "user_representation": reg.user_representation,
         }
 
     def _registration(self, r: Any) -> Registration:
@@ -512,6 +522,8 @@ class SqlSessionStore:
             uncertain_step=r.uncertain_step,
             error=r.error,
             invalid_params=tuple(tuple(p) for p in json.loads(r.invalid_params or "[]")),
+            user_id=r.user_id,
+            user_representation=r.user_representation,
         )
 
     def add_registration(self, registration: Registration) -> None:
@@ -542,6 +554,40 @@ class SqlSessionStore:
             if row is not None:
                 claimed.append(self._registration(row))
         return claimed
+
+    def failed_registrations(self, *, limit: int = 100) -> Sequence[Registration]:
+        query = (
+            registrations.select()
+            .where(registrations.c.state == RegistrationState.FAILED.value)
+            .order_by(registrations.c.updated_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [self._registration(row) for row in conn.execute(query)]
+
+    def reopen_registration(self, registration_id: str, now: datetime) -> Registration | None:
+        with self.engine.begin() as conn:
+            won = conn.execute(
+                registrations.update()
+                .where(
+                    registrations.c.id == registration_id,
+                    registrations.c.state == RegistrationState.FAILED.value,
+                    registrations.c.payload_enc.is_not(None),
+                )
+                .values(
+                    state=RegistrationState.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    updated_at=now,
+                    error=None,
+                    invalid_params="[]",
+                    lease_until=None,
+                )
+            ).rowcount
+            if won != 1:
+                return None
+            row = conn.execute(registrations.select().where(registrations.c.id == registration_id)).one()
+        return self._registration(row)
 
     # --- audit -----------------------------------------------------------------------------
 

@@ -1,14 +1,14 @@
 """Indexes for the staff overview (owner, newest first) and for the purge of held payloads.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0004"  # main had 0002 and 0004 when issue-14 merged it; the lead may re-chain
 
 
 def upgrade() -> None:

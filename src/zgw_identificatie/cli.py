@@ -1,16 +1,24 @@
 """zgw-identificatie demo | serve | worker | purge | health | saml-metadata | check-config | digid-metadata-check | …"""
 
+# Every command imports what it needs itself: ``--help`` and the small commands stay fast (no Flask,
+# SQLAlchemy or SAML at import time).
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
-import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .settings import ConfigError, describe, load_settings
+if TYPE_CHECKING:
+    from .settings import Settings
+
+
+def load_settings(*, validate: bool = True, **overrides: Any) -> Settings:
+    """settings.load_settings, imported when a command needs it (not for --help)."""
+    from .settings import load_settings as load
+
+    return load(validate=validate, **overrides)
 
 
 def _app(**overrides: Any) -> Any:
@@ -23,6 +31,8 @@ def demo_settings(given: Any, port: int) -> tuple[Any, str | None, str | None]:
     """The demo's settings: what the user set explicitly is kept (a real zaaksysteem with
     ``ZGWID_ZGW_SANDBOX=false``, a real IdP with ``ZGWID_DIGID_SIMULATOR=false``, own accounts, a database);
     only what is unset gets a demo value. Returns (settings, demo password or None, demo API key or None)."""
+    import secrets
+
     from werkzeug.security import generate_password_hash
 
     from .settings import Settings
@@ -357,6 +367,8 @@ def cmd_digid_metadata_check(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
     from werkzeug.security import generate_password_hash
 
     password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
@@ -365,6 +377,8 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_api_key(args: argparse.Namespace) -> int:
+    import secrets
+
     from .web.security import hash_secret_sha256
 
     key = args.key or secrets.token_urlsafe(32)
@@ -409,6 +423,7 @@ def cmd_notificaties_kanaal(args: argparse.Namespace) -> int:
 def cmd_webhook_secret(args: argparse.Namespace) -> int:
     """A new Standard Webhooks secret for api_keys.<client>.webhook_secret."""
     import base64
+    import secrets
 
     print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
     return 0
@@ -421,6 +436,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
         print(example_toml(), end="")
         return 0
+    from .settings import describe
+
     print("| Environment variable | TOML key | Default | What it does |\n| --- | --- | --- | --- |")
     for env, key, default, help_text in describe():
         print(f"| `{env}` | `{key}` | `{default}` | {help_text} |")
@@ -474,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("key", nargs="?")
     p.set_defaults(func=cmd_hash_api_key)
     args = parser.parse_args(argv)
+    from .settings import ConfigError
+
     try:
         return int(args.func(args))
     except ConfigError as exc:

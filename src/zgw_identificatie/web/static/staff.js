@@ -23,18 +23,18 @@
 
   var root = document.querySelector("[data-status-url]");
   var target = document.getElementById("status");
-  if (!root || !target || !window.fetch) { return; }
+  var actions = document.getElementById("actions");
+  if (!root || !target || !window.fetch || !window.DOMParser) { return; }
   var refreshLink = document.querySelector("[data-refresh-link]");
   if (refreshLink) { refreshLink.hidden = true; }
-  var complete = document.getElementById("complete");
   var last = target.innerHTML.trim();
   var failures = 0;
 
-  function updateButton() {
-    var list = target.querySelector("[data-state]");
-    if (complete && list && list.getAttribute("data-state") === "authenticated") {
-      complete.textContent = complete.getAttribute("data-label-done");
-    }
+  // The link and QR code are only shown while the link can still be used (the fragment says so).
+  function showLink() {
+    var state = target.querySelector("[data-link-usable]");
+    var usable = state && state.getAttribute("data-link-usable") === "true";
+    document.querySelectorAll("[data-link-section]").forEach(function (el) { el.hidden = !usable; });
   }
 
   function poll() {
@@ -43,11 +43,16 @@
       .then(function (r) { if (!r.ok) { throw new Error(String(r.status)); } return r.text(); })
       .then(function (html) {
         failures = 0;
-        html = html.trim();
-        if (html !== last) {
-          last = html;
-          target.innerHTML = html;
-          updateButton();
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var status = doc.querySelector("[data-live-status]");
+        var buttons = doc.querySelector("[data-live-actions]");
+        if (!status) { throw new Error("no status block"); }
+        var fresh = status.innerHTML.trim();
+        if (fresh !== last) {
+          last = fresh;
+          target.innerHTML = fresh;
+          if (actions && buttons) { actions.innerHTML = buttons.innerHTML; }
+          showLink();
         }
         schedule();
       })
@@ -58,6 +63,5 @@
       });
   }
   function schedule() { window.setTimeout(poll, 1000); }
-  updateButton();
   schedule();
 })();

@@ -209,7 +209,7 @@ def test_an_artifact_with_the_right_relay_state_but_from_another_flow_is_refused
 
 def _relay_of_last_login(citizen: Citizen, sid: str) -> str:
     start = citizen.open(sid)
-    hand_off = citizen.client.post(f"/i/{sid}/login", data={"csrf_token": csrf(start.text)})
+    hand_off = citizen.client.post(f"/i/{sid}/login", data={"csrf_token": csrf(start.text)}, follow_redirects=True)
     return dict(re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', hand_off.text))["RelayState"]
 
 
@@ -580,6 +580,7 @@ def test_a_production_app_has_no_demo_or_sandbox_routes(tmp_path):
     for method, path in [
         ("GET", "/demo/digid/metadata"),
         ("POST", "/demo/digid/sso"),
+        ("GET", "/demo/digid/inloggen"),
         ("POST", "/demo/digid/login"),
         ("POST", "/demo/digid/resolve"),
         ("GET", "/sandbox/"),

@@ -108,8 +108,26 @@ def start(session_id: str) -> Response | tuple[str, int] | str:
 
 @bp.post("/<session_id>/login")
 def login(session_id: str) -> Response | tuple[str, int]:
-    """Start a DigiD login bound to this browser (R12): a one-time flow and a cookie that names it."""
+    """'Inloggen met DigiD' (POST, CSRF-checked), answered with a redirect to the hand-off page (POST-redirect-GET):
+    going back after the login never asks the browser to post a form again."""
     svc = services()
+    try:
+        common.load_for_citizen(session_id, store=svc.store, clock=svc.clock)
+    except (SessionNotFound, SessionExpired, SessionAlreadyUsed) as exc:
+        return _problem_for(session_id, exc)
+    session["digid_start"] = session_id
+    return redirect(url_for("citizen.to_digid", session_id=session_id), code=303)  # type: ignore[return-value]
+
+
+@bp.get("/<session_id>/naar-digid")
+def to_digid(session_id: str) -> Response | tuple[str, int]:
+    """Start a DigiD login bound to this browser (R12): a one-time flow and a cookie that names it.
+
+    Only right after the POST above (once): reached again with the back button, it returns to the link's page
+    (which shows the result after a login) instead of sending the citizen to DigiD again."""
+    svc = services()
+    if session.pop("digid_start", None) != session_id:
+        return redirect(url_for("citizen.start", session_id=session_id), code=303)  # type: ignore[return-value]
     try:
         ident = common.load_for_citizen(session_id, store=svc.store, clock=svc.clock)
     except (SessionNotFound, SessionExpired, SessionAlreadyUsed) as exc:
@@ -128,6 +146,7 @@ def login(session_id: str) -> Response | tuple[str, int]:
     svc.store.add_login_flow(flow)
     common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login-started")
     resp = make_response(render_template("citizen/to_digid.html", login=login_request))
+    resp.headers["Cache-Control"] = "no-store"  # a signed AuthnRequest is used once; the back button asks again
     resp.set_cookie(
         LOGIN_COOKIE,
         flow.id,

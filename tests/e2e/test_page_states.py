@@ -414,12 +414,15 @@ def test_going_back_after_the_login_never_asks_to_resubmit_a_form(browsers: Brow
     citizen.get_by_role("button", name="Inloggen met DigiD").click()
     digid_simulator(citizen, bsn=BSN)
     expect(citizen.get_by_role("heading", level=1)).to_have_text("U bent ingelogd met DigiD")
-    for _ in range(3):
+    seen = []
+    for _ in range(4):
         try:
             citizen.go_back(wait_until="load")
         except Exception as exc:  # Chromium's "Confirm Form Resubmission" is net::ERR_CACHE_MISS
             raise AssertionError(f"going back asked to resubmit a form: {exc}") from None
+        if citizen.url == "about:blank":
+            break
         assert not citizen.url.startswith("chrome-error:"), citizen.url
-        print("BACK", citizen.url, citizen.content()[:3000])
-        heading = citizen.get_by_role("heading", level=1)
-        expect(heading).to_be_visible()
+        seen.append(citizen.get_by_role("heading", level=1).inner_text())
+    # back from DigiD's page: the hand-off does not send the citizen to DigiD again but shows the result
+    assert "U bent ingelogd met DigiD" in seen, seen

@@ -1,6 +1,7 @@
 // The behandelaar's session page.
-// - Live status: fetch the status block (an HTML fragment, same template as the page) every second while the
-//   tab is visible; only a changed block is swapped in, so the role="status" region announces real changes.
+// - Live status: fetch the status block and the buttons (an HTML fragment, same templates as the page) every
+//   second while the tab is visible; only a changed block is swapped in, so the role="status" region announces
+//   real changes. The link, QR code and code sections hide once the link no longer works.
 //   After repeated failures it stops and shows the "Pagina vernieuwen" link (which is also there without JS).
 // - Copy button: appears only when the Clipboard API can work; the result is announced in a status region.
 // All texts come from data attributes in the page, so they follow the page's language.
@@ -35,6 +36,8 @@
     var state = target.querySelector("[data-link-usable]");
     var usable = state && state.getAttribute("data-link-usable") === "true";
     document.querySelectorAll("[data-link-section]").forEach(function (el) { el.hidden = !usable; });
+    var codeUsable = state && state.getAttribute("data-code-usable") === "true";
+    document.querySelectorAll("[data-code-section]").forEach(function (el) { el.hidden = !codeUsable; });
   }
 
   function poll() {

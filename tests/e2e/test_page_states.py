@@ -262,6 +262,18 @@ def test_registered_then_completed_with_a_confirmation_and_a_true_citizen_text(b
     expect(staff.locator('#status [data-field="next"]')).to_contain_text("U hoeft niets meer te doen.")
     check_page(staff, "staff-state-completed")
 
+    sandbox = browsers.open(viewport=DESK)
+    sandbox.goto("/sandbox/")
+    for header in sandbox.locator("thead th").all():  # "Startdatum" in one piece, not "Start/datu/m"
+        lines = header.evaluate(
+            "el => el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).lineHeight || '24')"
+        )
+        width_ok = header.evaluate("el => el.scrollWidth <= el.clientWidth")
+        assert width_ok and lines < 2.5, (header.inner_text(), lines)
+    names = [a.inner_text() for a in sandbox.locator("td a[href*='/documenten/']").all()]
+    assert names and len(set(names)) == len(names), names  # every document by its own name
+    save_screenshot(sandbox, "sandbox-zaken")
+
     other = browsers.open(viewport=PHONE_375)
     other.goto(link)
     expect(other.get_by_role("heading", level=1)).to_have_text("Deze identificatie is afgerond")

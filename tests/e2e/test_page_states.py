@@ -380,7 +380,9 @@ def test_200_percent_text_on_a_375px_phone_needs_no_sideways_scrolling(browsers:
     no_sideways_scroll(citizen, "citizen start page")
     for item in citizen.locator(".zgwid-lang__list li").all():  # "Nederlands" on one line, not "Nederland|s"
         height = item.evaluate("el => el.getBoundingClientRect().height")
-        line = item.evaluate("el => parseFloat(getComputedStyle(el).lineHeight) || 1.5 * parseFloat(getComputedStyle(el).fontSize)")
+        line = item.evaluate(
+            "el => parseFloat(getComputedStyle(el).lineHeight) || 1.5 * parseFloat(getComputedStyle(el).fontSize)"
+        )
         assert height < 1.8 * line, f"a language link wraps inside the word ({height}px for a {line}px line)"
     citizen.get_by_role("button", name="Inloggen met DigiD").click()
     digid_simulator(citizen, bsn=BSN)

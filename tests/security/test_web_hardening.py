@@ -280,7 +280,10 @@ def test_the_login_flow_cookie_is_secure_with_https(tmp_path):
     cli = app.test_client()
     start = cli.get(f"/i/{sid}", base_url="https://testserver.local")
     resp = cli.post(
-        f"/i/{sid}/login", data={"csrf_token": csrf(start.text)}, base_url="https://testserver.local", follow_redirects=True
+        f"/i/{sid}/login",
+        data={"csrf_token": csrf(start.text)},
+        base_url="https://testserver.local",
+        follow_redirects=True,
     )
     login_cookie = next(c for c in resp.headers.getlist("Set-Cookie") if c.startswith("zgwid_login="))
     assert "Secure" in login_cookie

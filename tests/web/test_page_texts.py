@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
-from demo_driver import Citizen, Staff, csrf, demo_app
 
+from demo_driver import Citizen, Staff, csrf, demo_app
 from zgw_identificatie.app import services_of
 from zgw_identificatie.domain.sessions import RegistrationState, SessionReason, SessionState
 
@@ -155,7 +155,8 @@ def _sessions_in_every_state(app) -> tuple[Staff, dict[str, str]]:
     Citizen.new(app).login(ids["registration-failed"], bsn=BSN)
     store.update(
         store.get(ids["registration-failed"]).with_registration(
-            RegistrationState.FAILED, error="zaak: POST zaken zaken answered 403 invalid-jwt-signature: Invalid signature"
+            RegistrationState.FAILED,
+            error="zaak: POST zaken zaken answered 403 invalid-jwt-signature: Invalid signature",
         )
     )
     ids["registered"] = staff.start("mutual")
@@ -218,7 +219,7 @@ def test_every_state_has_its_title_its_next_step_and_its_actions_and_the_overvie
         row = re.search(rf'href="/staff/sessions/{sid}".*?</tr>', overview, re.S)
         assert row and f">{html.escape(title, quote=False)}</td>" in row.group(0), name
         usable = name in ("created", "opened", "cancelled")
-        assert ('data-link-section hidden' not in page.text) == usable, name  # a dead link is not shown
+        assert ("data-link-section hidden" not in page.text) == usable, name  # a dead link is not shown
         _assert_one_language(page.text, "nl", f"staff {name}")
     failed = staff.client.get(f"/staff/sessions/{ids['registration-failed']}").text
     assert "Het zaaksysteem weigert de toegang." in failed and "<details" in failed
@@ -246,9 +247,13 @@ def test_the_one_language_check_can_fail():
 
 @pytest.mark.parametrize("lang", ["nl", "en"])
 def test_citizen_pages_for_a_dead_link_are_true_and_end_with_what_to_do(app, lang):
-    staff, ids = _sessions_in_every_state(app)
+    _staff, ids = _sessions_in_every_state(app)
     expected = {
-        "level-too-low": (409, "Uw DigiD-niveau is te laag voor dit gesprek", "Your DigiD level is too low for this call"),
+        "level-too-low": (
+            409,
+            "Uw DigiD-niveau is te laag voor dit gesprek",
+            "Your DigiD level is too low for this call",
+        ),
         "digid-error": (409, "Inloggen met deze link is niet gelukt", "Logging in with this link did not work"),
         "expired-during-login": (410, "Deze link is verlopen", "This link has expired"),
         "withdrawn": (409, "Deze link is ingetrokken", "This link has been withdrawn"),

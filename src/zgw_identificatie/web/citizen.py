@@ -10,8 +10,8 @@ from datetime import timedelta
 from flask import Blueprint, Response, abort, make_response, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 
-from ..domain.errors import SessionAlreadyUsed, SessionExpired, SessionNotFound
 from ..domain.assurance import AssuranceLevel
+from ..domain.errors import SessionAlreadyUsed, SessionExpired, SessionNotFound
 from ..domain.sessions import Flow, SessionReason, SessionState
 from ..flows import common
 from ..ports import LoginFlow
@@ -51,19 +51,21 @@ def link_problem(exc: Exception, required: AssuranceLevel | None = None) -> tupl
             status = 410
         elif exc.state == SessionState.FAILED.value and exc.reason == SessionReason.LEVEL_TOO_LOW.value:
             title = _("Uw DigiD-niveau is te laag voor dit gesprek")
-            text = _("U heeft met deze link ingelogd op een lager DigiD-niveau dan nodig is. Deze link werkt niet meer.")
+            text = _(
+                "U heeft met deze link ingelogd op een lager DigiD-niveau dan nodig is. Deze link werkt niet meer."
+            )
         elif exc.state == SessionState.FAILED.value:
             title = _("Inloggen met deze link is niet gelukt")
             text = _("Het inloggen met DigiD is niet gelukt. Daarom werkt deze link niet meer.")
         else:
             title = _("Deze link is al gebruikt")
             text = _("Met deze link is al ingelogd met DigiD.")
-            next_step = _("Is dat niet gelukt zoals het moest? Vraag de medewerker in het videogesprek om een nieuwe link.")
+            next_step = _(
+                "Is dat niet gelukt zoals het moest? Vraag de medewerker in het videogesprek om een nieuwe link."
+            )
     else:
         title, status = _("Deze link werkt niet"), 404
-        text = _(
-            "Misschien is de link niet helemaal gekopieerd, of is de identificatie al afgerond of ingetrokken."
-        )
+        text = _("Misschien is de link niet helemaal gekopieerd, of is de identificatie al afgerond of ingetrokken.")
     page = render_template(
         "citizen/link_problem.html", title=title, text=text, next_step=next_step, required=required, status=status
     )

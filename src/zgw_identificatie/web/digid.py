@@ -13,6 +13,7 @@ import time
 
 from flask import Blueprint, Response, make_response, redirect, render_template, request, session, url_for
 
+from ..domain.assurance import AssuranceLevel
 from ..domain.errors import (
     DigidCancelled,
     DigidFailed,
@@ -21,7 +22,6 @@ from ..domain.errors import (
     SessionExpired,
     SessionNotFound,
 )
-from ..domain.assurance import AssuranceLevel
 from ..domain.sessions import Flow, SessionReason, SessionState
 from ..flows import common, known_citizen, mutual, new_citizen
 from .citizen import LOGIN_COOKIE, link_problem

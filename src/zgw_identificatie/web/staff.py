@@ -110,7 +110,12 @@ def create() -> Any:
             if flow not in {f.value for f in Flow}:
                 abort(400)
             ident = lifecycle.start(
-                Flow(flow), bsn=normalise_bsn(form.get("bsn", "")), zaak=zaak, register=register, min_level=level, **owner
+                Flow(flow),
+                bsn=normalise_bsn(form.get("bsn", "")),
+                zaak=zaak,
+                register=register,
+                min_level=level,
+                **owner,
             )
             return redirect(url_for("staff.detail", session_id=ident.id), code=303)
         except InvalidBsn:
@@ -237,7 +242,9 @@ def complete(session_id: str) -> Any:
     if outcome == "erased":
         flash(_("Afgerond. Het BSN en de andere gegevens van deze sessie zijn gewist."), "ok")
     elif outcome == "completed":
-        flash(_("Afgerond. De identificatie van %(tijd)s staat als afgerond in het overzicht.", tijd=_hhmm(ident)), "ok")
+        flash(
+            _("Afgerond. De identificatie van %(tijd)s staat als afgerond in het overzicht.", tijd=_hhmm(ident)), "ok"
+        )
     else:
         flash(_("De link is ingetrokken. De inwoner kan er niet meer mee inloggen."), "ok")
         return redirect(url_for("staff.detail", session_id=ident.id), code=303)

@@ -80,6 +80,8 @@ def test_the_form_routes_are_the_ones_we_know(app):
         "staff.logout",
         "staff.create",
         "staff.complete",
+        "staff.withdraw",
+        "staff.new_link",
         "citizen.login",
         "citizen.logout",
     } <= endpoints

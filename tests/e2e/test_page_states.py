@@ -248,7 +248,7 @@ def test_registered_then_completed_with_a_confirmation_and_a_true_citizen_text(b
     expect(citizen.locator("[data-zaak]")).to_be_visible(timeout=15_000)
     expect_stage(staff, "registered", "Ingelogd en vastgelegd")
     expect(staff.locator('#status [data-field="next"]')).to_contain_text("Vraag de inwoner de code voor te lezen")
-    state_in_view(staff, whole=False)
+    state_in_view(staff)
     check_page(staff, "staff-state-registered")
 
     staff.get_by_role("button", name="Voltooien").click()
@@ -313,7 +313,7 @@ def test_a_failed_registration_is_dutch_with_the_technical_detail_folded_away(br
     expect(details.locator("code")).to_be_hidden()  # folded away
     assert "zaak ZAAK-BESTAAT-NIET not found" in (details.locator("code").text_content() or "")  # trimmed
     expect(staff.get_by_role("button", name="Voltooien")).to_be_visible()
-    state_in_view(staff, whole=False)
+    state_in_view(staff)
     check_page(staff, "staff-state-registration-failed")
     details.locator("summary").click()
     expect(details.locator("code")).to_be_visible()
@@ -356,6 +356,10 @@ def test_the_state_is_in_view_at_200_percent_zoom(browsers: Browsers) -> None:
     staff_start(staff, "Inwoner bekend", bsn=BSN)
     state_in_view(staff, whole=False)
     save_screenshot(staff, "staff-state-created-200pct")
+    staff.get_by_role("button", name="Link intrekken").click()  # with the confirmation above it
+    expect(staff.locator("[data-flash]")).to_be_visible()
+    state_in_view(staff, whole=False)
+    save_screenshot(staff, "staff-state-withdrawn-200pct")
 
 
 def _text_200(page: Page) -> None:

@@ -285,31 +285,30 @@ def new_link(session_id: str) -> Any:
     if ident is None:
         flash(_("Deze sessie bestaat niet meer. Maak hieronder een nieuwe link."), "warning")
         return redirect(url_for("staff.index"), code=303)
-    error = None
-    if request.method == "POST" or ident.flow is not Flow.KNOWN_CITIZEN:
-        if request.method != "POST":
-            abort(405)
-        try:
-            fresh = lifecycle.start(
-                ident.flow,
-                bsn=normalise_bsn(request.form.get("bsn", "")),
-                zaak=ident.zaak_identificatie if ident.flow is not Flow.NEW_CITIZEN else None,
-                register=ident.register,
-                min_level=ident.min_level,
-                owner_id=g.staff["id"],
-                owner_name=g.staff["name"],
-                store=svc.store,
-                clock=svc.clock,
-                settings=svc.settings,
-            )
-        except InvalidBsn:
-            error = _("Dit is geen geldig burgerservicenummer. Een BSN heeft 9 cijfers en voldoet aan de elfproef.")
-        else:
-            if stage(ident, svc.clock.now()) in LINK_STAGES:
-                lifecycle.withdraw(ident, owner_id=g.staff["id"], store=svc.store, clock=svc.clock)
-            flash(_("Er is een nieuwe link gemaakt. Zet deze link in de chat; de vorige link werkt niet meer."), "ok")
-            return redirect(url_for("staff.detail", session_id=fresh.id), code=303)
-    return render_template("staff/new_link.html", ident=ident, error=error), 400 if error else 200
+    if request.method == "GET":
+        if ident.flow is not Flow.KNOWN_CITIZEN:
+            abort(405)  # the other flows need nothing new: their button posts at once
+        return render_template("staff/new_link.html", ident=ident, error=None)
+    try:
+        fresh = lifecycle.start(
+            ident.flow,
+            bsn=normalise_bsn(request.form.get("bsn", "")),
+            zaak=ident.zaak_identificatie if ident.flow is not Flow.NEW_CITIZEN else None,
+            register=ident.register,
+            min_level=ident.min_level,
+            owner_id=g.staff["id"],
+            owner_name=g.staff["name"],
+            store=svc.store,
+            clock=svc.clock,
+            settings=svc.settings,
+        )
+    except InvalidBsn:
+        error = _("Dit is geen geldig burgerservicenummer. Een BSN heeft 9 cijfers en voldoet aan de elfproef.")
+        return render_template("staff/new_link.html", ident=ident, error=error), 400
+    if stage(ident, svc.clock.now()) in LINK_STAGES:
+        lifecycle.withdraw(ident, owner_id=g.staff["id"], store=svc.store, clock=svc.clock)
+    flash(_("Er is een nieuwe link gemaakt. Zet deze link in de chat; de vorige link werkt niet meer."), "ok")
+    return redirect(url_for("staff.detail", session_id=fresh.id), code=303)
 
 
 def normalise_bsn(raw: str) -> str:

@@ -1,4 +1,4 @@
-"""Logging that cannot leak a BSN: every record passes a filter that masks nine-digit numbers.
+"""Logging that cannot leak a BSN: every record passes a filter that masks standalone nine-digit numbers.
 
 The code never logs a BSN on purpose (the ``Bsn`` repr is masked); this filter is the second line,
 for third-party libraries and mistakes. It also masks SAML artifacts in request lines.
@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import re
 
-_NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
+#: A standalone nine-digit number: not part of a longer run of letters and digits (a hex id, a UUID's
+#: segment, a longer number), so log correlation by registration or request id keeps working.
+_NINE_DIGITS = re.compile(r"(?<![0-9A-Za-z])\d{9}(?![0-9A-Za-z])")
 _SAMLART = re.compile(r"(SAMLart=)[^&\s\"']+")
 
 

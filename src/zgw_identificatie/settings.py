@@ -68,6 +68,11 @@ class DigidSettings:
     organization_name: str = setting("", "Organization in the SP metadata; empty: gemeente_naam")
     organization_url: str = setting("", "OrganizationURL in the SP metadata; empty: base_url")
     contact_email: str = setting("", "Technical contact e-mail in the SP metadata")
+    exchange_timeout: float = setting(
+        15.0,
+        "Overall deadline in seconds for the whole ArtifactResolve exchange (connect, send, read all); "
+        "keep it well below the web worker time-out (gunicorn: 30)",
+    )
 
 
 @dataclass

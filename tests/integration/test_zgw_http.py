@@ -1,9 +1,10 @@
 """The ZGW HTTP clients (adapters/zgw) against recorded Open Zaak answers.
 
-Every request the clients send is validated against the official OpenAPI documents in
-``../shared/specs`` (Zaken 1.5.1, Documenten 1.4.3 and Catalogi 1.3.1 from VNG; requests only, so
+Every request the clients send is validated against the official OpenAPI documents found through
+``third_party.SPECS_DIR`` (Zaken 1.5.1, Documenten 1.4.3 and Catalogi 1.3.1 from VNG; requests only, so
 the Catalogi 1.3.1 response-typing bugs of ZGW-CHEATSHEET §9 do not matter). Answers are the
-recordings in ``../shared/fixtures/openzaak-smoke`` (host ``127.0.0.1:8000``) or shaped like them.
+recordings in ``third_party.RECORDINGS_DIR`` (host ``127.0.0.1:8000``) or shaped like them. Without
+them this module is not imported: one item skips, or fails under CI=true (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,19 +25,15 @@ import yaml
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest
 
+import third_party
 from zgw_identificatie.adapters.zgw import CatalogueRefs, ZgwHttpRegistry, ZgwJwtAuth, build_registry
-from zgw_identificatie.adapters.zgw.registry import document_identificatie
+from zgw_identificatie.adapters.zgw.registry import check_access, document_identificatie
 from zgw_identificatie.domain.bsn import Bsn
 from zgw_identificatie.domain.errors import RegistrationFailed, RegistryUnavailable, ZaakNotFound
 from zgw_identificatie.settings import ConfigError, Settings
 
-SHARED = Path(__file__).parents[2].parent / "shared"
-SPECS = SHARED / "specs"
-FIXTURES = SHARED / "fixtures" / "openzaak-smoke"
-pytestmark = pytest.mark.skipif(
-    not (SPECS / "zaken-api-1.5.1.yaml").is_file() or not FIXTURES.is_dir(),
-    reason=f"the shared ZGW specs and Open Zaak recordings are not at {SHARED}",
-)
+SPECS = third_party.SPECS_DIR
+FIXTURES = third_party.RECORDINGS_DIR
 
 BASE = "http://127.0.0.1:8000"
 ZAKEN = BASE + "/zaken/api/v1/"
@@ -521,3 +517,39 @@ def test_a_bsn_echoed_by_the_server_does_not_reach_the_exception_or_the_log(
     assert BSN not in str(caught.value)
     assert BSN not in json.dumps(caught.value.invalid_params)
     assert BSN not in caplog.text
+
+
+# --- check-config (issue 9 #3) --------------------------------------------------------------------
+
+
+def test_check_access_reads_each_api_and_prints_what_it_resolved(api: responses.RequestsMock) -> None:
+    catalogue_answers(api)
+    api.get(ZAKEN + "zaken", json=page())
+    api.get(DOCUMENTEN + "enkelvoudiginformatieobjecten", json=page())
+    lines = check_access(build_registry(make_settings(), today=date(2026, 11, 29)))
+    text = "\n".join(lines)
+    assert ZAAKTYPE["url"] in text and IOTYPE_URL in text
+    assert f"{ZAKEN} (read with zaken.lezen: ok)" in text
+    assert f"{DOCUMENTEN} (read with documenten.lezen: ok)" in text
+    reads = [urlsplit(c.request.url).path for c in api.calls if not c.request.url.startswith(CATALOGI)]
+    assert reads == ["/zaken/api/v1/zaken", "/documenten/api/v1/enkelvoudiginformatieobjecten"]
+
+
+@pytest.mark.parametrize(("api_name", "scope"), [("zaken", "zaken.lezen"), ("documenten", "documenten.lezen")])
+def test_check_access_names_the_missing_scope(api: responses.RequestsMock, api_name: str, scope: str) -> None:
+    catalogue_answers(api)
+    denied = {
+        "type": "x",
+        "code": "permission_denied",
+        "title": "U heeft geen toestemming om deze actie uit te voeren.",
+        "status": 403,
+        "detail": "",
+        "instance": "urn:uuid:9",
+    }
+    if api_name == "zaken":
+        api.get(ZAKEN + "zaken", status=403, json=denied)
+    else:
+        api.get(ZAKEN + "zaken", json=page())
+        api.get(DOCUMENTEN + "enkelvoudiginformatieobjecten", status=403, json=denied)
+    with pytest.raises(ConfigError, match=f"lacks the scope {scope}"):
+        check_access(build_registry(make_settings(), today=date(2026, 11, 29)))

@@ -317,14 +317,15 @@ def test_voltooien_confirms_on_the_overview(app):
 def test_nieuwe_link_keeps_flow_zaak_and_level_and_withdraws_a_still_working_link(app):
     staff = Staff.login(app)
     store = services_of(app).store
-    sid = staff.start("mutual", zaak="  ZAAK-7  ")
+    zaak = app.blueprints["sandbox"].sandbox.add_zaak()["identificatie"]
+    sid = staff.start("mutual", zaak=f"  {zaak}  ")
     old = store.get(sid)
-    assert old.zaak_identificatie == "ZAAK-7" and old.register  # trimmed
+    assert old.zaak_identificatie == zaak and old.register  # trimmed
     resp = _post(staff, sid, "nieuwe-link")
     assert resp.status_code == 303
     new_id = resp.location.rsplit("/", 1)[-1]
     new = store.get(new_id)
-    assert new_id != sid and new.flow is old.flow and new.zaak_identificatie == "ZAAK-7"
+    assert new_id != sid and new.flow is old.flow and new.zaak_identificatie == zaak
     assert new.min_level == old.min_level and new.register
     assert store.get(sid).state is SessionState.WITHDRAWN  # one live link at a time
     assert "Er is een nieuwe link gemaakt." in staff.client.get(resp.location).text

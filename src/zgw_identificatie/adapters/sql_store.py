@@ -123,6 +123,8 @@ registrations = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("invalid_params", sa.Text),
     sa.Column("lease_until", UTCDateTime()),
+    sa.Column("user_id", sa.String(255)),
+    sa.Column("user_representation", sa.String(255)),
 )
 
 audit_events = sa.Table(
@@ -329,6 +331,8 @@ class SqlSessionStore:
             "uncertain_step": reg.uncertain_step,
             "error": reg.error,
             "invalid_params": json.dumps([list(p) for p in reg.invalid_params]),
+            "user_id": reg.user_id,
+            "user_representation": reg.user_representation,
         }
 
     def _registration(self, r: Any) -> Registration:
@@ -352,6 +356,8 @@ class SqlSessionStore:
             uncertain_step=r.uncertain_step,
             error=r.error,
             invalid_params=tuple(tuple(p) for p in json.loads(r.invalid_params or "[]")),
+            user_id=r.user_id,
+            user_representation=r.user_representation,
         )
 
     def add_registration(self, registration: Registration) -> None:
@@ -407,6 +413,40 @@ class SqlSessionStore:
                     row = conn.execute(registrations.select().where(registrations.c.id == reg_id)).one()
                     claimed.append(self._registration(row))
         return claimed
+
+    def failed_registrations(self, *, limit: int = 100) -> Sequence[Registration]:
+        query = (
+            registrations.select()
+            .where(registrations.c.state == RegistrationState.FAILED.value)
+            .order_by(registrations.c.updated_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [self._registration(row) for row in conn.execute(query)]
+
+    def reopen_registration(self, registration_id: str, now: datetime) -> Registration | None:
+        with self.engine.begin() as conn:
+            won = conn.execute(
+                registrations.update()
+                .where(
+                    registrations.c.id == registration_id,
+                    registrations.c.state == RegistrationState.FAILED.value,
+                    registrations.c.payload_enc.is_not(None),
+                )
+                .values(
+                    state=RegistrationState.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    updated_at=now,
+                    error=None,
+                    invalid_params="[]",
+                    lease_until=None,
+                )
+            ).rowcount
+            if won != 1:
+                return None
+            row = conn.execute(registrations.select().where(registrations.c.id == registration_id)).one()
+        return self._registration(row)
 
     # --- audit -----------------------------------------------------------------------------
 

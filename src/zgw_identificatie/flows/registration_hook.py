@@ -1,12 +1,25 @@
-"""Hands a successful identification to the registration (proof PDF → zaak), when the flow wants one."""
+"""Hands a successful identification to the registration (proof PDF → zaak), when the flow wants one.
+
+A §2.2 login whose code does not match is no identification: the person who logged in is not the one the
+behandelaar expected. Decision (issue 9): nothing goes to the zaaksysteem then: no document that could be
+read as proof, and no rol that would put a stranger's BSN on the zaak (of the expected citizen, when an
+existing zaak was named). The registration is marked ``skipped`` with its reason, shown on the staff page
+and in the API, and the audit log holds the ``code-mismatch`` login (with the hashed BSN).
+"""
 
 from __future__ import annotations
+
+import logging
 
 from ..domain.identity import DigidIdentity
 from ..domain.proof import ProofData
 from ..domain.sessions import Flow, IdentificationSession, RegistrationState
 from ..ports import Clock, SessionStore
 from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+SKIPPED_MISMATCH = "not recorded: the control codes differ, so this login identifies nobody the zaak knows"
 
 
 def proof_for(session: IdentificationSession, identity: DigidIdentity) -> ProofData:
@@ -30,8 +43,14 @@ def proof_for(session: IdentificationSession, identity: DigidIdentity) -> ProofD
 def register(
     session: IdentificationSession, identity: DigidIdentity, *, store: SessionStore, clock: Clock, settings: Settings
 ) -> IdentificationSession:
+    from . import common
     from .registration import start_registration
 
+    if session.flow is Flow.KNOWN_CITIZEN and session.code_match is False:
+        skipped = session.with_registration(RegistrationState.SKIPPED, error=SKIPPED_MISMATCH)
+        store.update(skipped)
+        common.audit(store, clock, skipped, actor="service", event="registration-skipped", outcome="code-mismatch")
+        return skipped
     start_registration(
         session, proof_for(session, identity), existing_zaak=session.zaak_identificatie, store=store, clock=clock
     )

@@ -313,6 +313,7 @@ def test_a_failed_registration_is_dutch_with_the_technical_detail_folded_away(
     citizen.get_by_role("button", name="Inloggen met DigiD").click()
     digid_simulator(citizen, bsn=BSN)
     expect(staff.locator('#status [data-field="zaak"]')).to_have_text(zaak, timeout=15_000)  # trimmed
+    expect_stage(staff, "registered", "Ingelogd en vastgelegd")  # the worker is done with it
     store = services_of(demo_server.app).store
     error = "zaak: POST zaken zaken answered 403 invalid-jwt-signature: Invalid signature"
     store.update(store.get(sid).with_registration(RegistrationState.FAILED, error=error))
@@ -413,12 +414,15 @@ def test_200_percent_text_on_a_375px_phone_needs_no_sideways_scrolling(browsers:
     no_sideways_scroll(staff_phone, "staff session page")
 
 
-def test_bsn_with_dots_and_dashes_and_a_zaaknummer_with_spaces_are_accepted(browsers: Browsers) -> None:
+def test_bsn_with_dots_and_dashes_and_a_zaaknummer_with_spaces_are_accepted(
+    browsers: Browsers, demo_server: DemoServer
+) -> None:
+    zaak = demo_server.app.blueprints["sandbox"].sandbox.add_zaak()["identificatie"]
     staff = staff_desk(browsers)
     card = flow_card(staff, "Inwoner bekend")
     card.get_by_label("Burgerservicenummer (BSN)").fill("999.993-653")
     assert card.get_by_label("Burgerservicenummer (BSN)").input_value() == "999.993-653"
-    card.get_by_label("Zaaknummer (mag leeg blijven)").fill("  ZAAK-2026-0001 ")
+    card.get_by_label("Zaaknummer (mag leeg blijven)").fill(f"  {zaak} ")
     card.get_by_role("button", name=re.compile("^Link maken")).click()
     expect(staff.get_by_role("heading", level=1)).to_have_text("Inwoner bekend")
     expect_stage(staff, "created", "Link gemaakt, nog niet geopend")

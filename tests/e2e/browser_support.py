@@ -120,6 +120,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         # every "person" in the suite browses from 127.0.0.1, so the per-IP limits would count them as one
         rate_limit_citizen="1000/minute",
         rate_limit_start="1000/minute",
+        # tests that shift the clock past expiry read the expired state; a periodic purge must not race them
+        purge_interval_seconds=86_400,
     )
     app = create_app(settings, adapters={"clock": clock})
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the test report

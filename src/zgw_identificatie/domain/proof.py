@@ -25,6 +25,12 @@ class ProofData:
     code_check: bool | None  # True: equal, False: different, None: no comparison in this flow
     behandelaar: str | None
     session_id: str
+    behandelaar_id: str | None = None
+    gemeentecode: str = ""
+    rsin: str = ""
+    service_version: str = ""
+    # The signed saml:Assertion as DigiD sent it (embedded in the sealed PDF); it holds the BSN too.
+    assertion_xml: str | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-safe form (for the encrypted registration payload)."""
@@ -42,6 +48,11 @@ class ProofData:
             "code_check": self.code_check,
             "behandelaar": self.behandelaar,
             "session_id": self.session_id,
+            "behandelaar_id": self.behandelaar_id,
+            "gemeentecode": self.gemeentecode,
+            "rsin": self.rsin,
+            "service_version": self.service_version,
+            "assertion_xml": self.assertion_xml,
         }
 
     @classmethod
@@ -60,4 +71,9 @@ class ProofData:
             code_check=None if d.get("code_check") is None else bool(d["code_check"]),
             behandelaar=None if d.get("behandelaar") is None else str(d["behandelaar"]),
             session_id=str(d["session_id"]),
+            behandelaar_id=None if d.get("behandelaar_id") is None else str(d["behandelaar_id"]),
+            gemeentecode=str(d.get("gemeentecode") or ""),
+            rsin=str(d.get("rsin") or ""),
+            service_version=str(d.get("service_version") or ""),
+            assertion_xml=None if d.get("assertion_xml") is None else str(d["assertion_xml"]),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import metadata
+
 from ..domain.identity import DigidIdentity
 from ..domain.proof import ProofData
 from ..domain.sessions import Flow, IdentificationSession, RegistrationState
@@ -9,7 +11,14 @@ from ..ports import Clock, SessionStore
 from ..settings import Settings
 
 
-def proof_for(session: IdentificationSession, identity: DigidIdentity) -> ProofData:
+def service_version() -> str:
+    try:
+        return "zgw-identificatie " + metadata.version("zgw-identificatie")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "zgw-identificatie (onbekende versie)"
+
+
+def proof_for(session: IdentificationSession, identity: DigidIdentity, settings: Settings | None = None) -> ProofData:
     return ProofData(
         gemeente=session.gemeente,
         flow=session.flow,
@@ -24,6 +33,11 @@ def proof_for(session: IdentificationSession, identity: DigidIdentity) -> ProofD
         code_check=session.code_match if session.flow is Flow.KNOWN_CITIZEN else None,
         behandelaar=session.owner_name or None,
         session_id=session.id,
+        behandelaar_id=session.owner_id or None,
+        gemeentecode=settings.gemeentecode if settings else "",
+        rsin=settings.rsin if settings else "",
+        service_version=service_version(),
+        assertion_xml=identity.assertion_xml,
     )
 
 
@@ -33,7 +47,11 @@ def register(
     from .registration import start_registration
 
     start_registration(
-        session, proof_for(session, identity), existing_zaak=session.zaak_identificatie, store=store, clock=clock
+        session,
+        proof_for(session, identity, settings),
+        existing_zaak=session.zaak_identificatie,
+        store=store,
+        clock=clock,
     )
     updated = session.with_registration(RegistrationState.PENDING)
     store.update(updated)

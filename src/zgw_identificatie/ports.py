@@ -10,6 +10,7 @@ from typing import Protocol
 from .domain.assurance import AssuranceLevel
 from .domain.audit import AuditEvent
 from .domain.bsn import Bsn
+from .domain.confirmation import CodeConfirmation
 from .domain.identity import DigidIdentity
 from .domain.proof import ProofData
 from .domain.registration import Registration
@@ -88,6 +89,13 @@ class ZaakRegistry(Protocol):
     def link_document(self, *, zaak_url: str, document_url: str, titel: str) -> str: ...
     def find_link(self, *, zaak_url: str, document_url: str) -> str | None: ...
 
+    # §2.1 code confirmation (flows/confirmation.py): a status of the statustype with this omschrijving.
+    def add_status(self, *, zaak_url: str, statustype_omschrijving: str, when: datetime, toelichting: str) -> str:
+        """A status later than every status the zaak has; RegistrationFailed when the zaaktype lacks it."""
+        ...
+
+    def find_status_of_type(self, *, zaak_url: str, statustype_omschrijving: str) -> str | None: ...
+
 
 class ProofRenderer(Protocol):
     def render(self, proof: ProofData) -> bytes:
@@ -129,6 +137,14 @@ class SessionStore(OneTimeIds, Protocol):
     def claim_due_registrations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Registration]:
         """Registrations due for an attempt, leased to the caller so two workers never run the same one."""
         ...
+
+    # §2.1 code confirmations (one per session; add returns the stored one when it already exists)
+    def add_confirmation(self, confirmation: CodeConfirmation) -> CodeConfirmation: ...
+    def confirmation_for_session(self, session_id: str) -> CodeConfirmation | None: ...
+    def update_confirmation(self, confirmation: CodeConfirmation) -> None: ...
+    def claim_due_confirmations(
+        self, now: datetime, *, lease_seconds: int, limit: int
+    ) -> Sequence[CodeConfirmation]: ...
 
     def add_audit(self, event: AuditEvent) -> None: ...
     def list_audit(self, *, session_id: str | None = None, limit: int = 100) -> Sequence[AuditEvent]: ...

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from ..domain.assurance import AssuranceLevel
 from ..domain.audit import AuditEvent
 from ..domain.bsn import Bsn
+from ..domain.confirmation import CodeConfirmation, ConfirmationState
 from ..domain.proof import ProofData
 from ..domain.registration import Registration
 from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionState
@@ -120,6 +121,26 @@ registrations = sa.Table(
     sa.Column("uncertain_step", sa.String(20)),
     sa.Column("error", sa.Text),
     sa.Column("invalid_params", sa.Text),
+    sa.Column("lease_until", UTCDateTime()),
+)
+
+code_confirmations = sa.Table(
+    "code_confirmations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("session_id", sa.String(64), nullable=False, index=True, unique=True),
+    sa.Column("matches", sa.Boolean, nullable=False),
+    sa.Column("behandelaar_id", sa.String(200), nullable=False),
+    sa.Column("behandelaar_name", sa.String(200), nullable=False),
+    sa.Column("confirmed_at", UTCDateTime(), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("zaak_url", sa.String(1000)),
+    sa.Column("zaak_identificatie", sa.String(40)),
+    sa.Column("status_url", sa.String(1000)),
+    sa.Column("uncertain", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),
     sa.Column("lease_until", UTCDateTime()),
 )
 
@@ -400,6 +421,94 @@ class SqlSessionStore:
                 if won == 1:
                     row = conn.execute(registrations.select().where(registrations.c.id == reg_id)).one()
                     claimed.append(self._registration(row))
+        return claimed
+
+    # --- §2.1 code confirmations -----------------------------------------------------------
+
+    def _confirmation(self, r: Any) -> CodeConfirmation:
+        return CodeConfirmation(
+            id=r.id,
+            session_id=r.session_id,
+            matches=bool(r.matches),
+            behandelaar_id=r.behandelaar_id,
+            behandelaar_name=r.behandelaar_name,
+            confirmed_at=r.confirmed_at,
+            state=ConfirmationState(r.state),
+            next_attempt_at=r.next_attempt_at,
+            attempts=r.attempts,
+            zaak_url=r.zaak_url,
+            zaak_identificatie=r.zaak_identificatie,
+            status_url=r.status_url,
+            uncertain=bool(r.uncertain),
+            error=r.error,
+        )
+
+    @staticmethod
+    def _confirmation_row(c: CodeConfirmation) -> dict[str, Any]:
+        return {
+            "id": c.id,
+            "session_id": c.session_id,
+            "matches": c.matches,
+            "behandelaar_id": c.behandelaar_id,
+            "behandelaar_name": c.behandelaar_name,
+            "confirmed_at": c.confirmed_at,
+            "state": c.state.value,
+            "next_attempt_at": c.next_attempt_at,
+            "attempts": c.attempts,
+            "zaak_url": c.zaak_url,
+            "zaak_identificatie": c.zaak_identificatie,
+            "status_url": c.status_url,
+            "uncertain": c.uncertain,
+            "error": c.error,
+        }
+
+    def add_confirmation(self, confirmation: CodeConfirmation) -> CodeConfirmation:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(code_confirmations.insert().values(**self._confirmation_row(confirmation)))
+            return confirmation
+        except IntegrityError:  # a concurrent request confirmed first: that one counts
+            found = self.confirmation_for_session(confirmation.session_id)
+            if found is None:
+                raise
+            return found
+
+    def confirmation_for_session(self, session_id: str) -> CodeConfirmation | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(code_confirmations.select().where(code_confirmations.c.session_id == session_id)).first()
+        return self._confirmation(row) if row else None
+
+    def update_confirmation(self, confirmation: CodeConfirmation) -> None:
+        row = self._confirmation_row(confirmation)
+        row.pop("id")
+        row["lease_until"] = None
+        with self.engine.begin() as conn:
+            conn.execute(code_confirmations.update().where(code_confirmations.c.id == confirmation.id).values(**row))
+
+    def claim_due_confirmations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[CodeConfirmation]:
+        table = code_confirmations
+        due = sa.and_(
+            table.c.state == ConfirmationState.PENDING.value,
+            table.c.next_attempt_at <= now,
+            sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now),
+        )
+        claimed = []
+        with self.engine.connect() as conn:
+            ids = [
+                r.id
+                for r in conn.execute(sa.select(table.c.id).where(due).order_by(table.c.next_attempt_at).limit(limit))
+            ]
+        for confirmation_id in ids:
+            with self.engine.begin() as conn:
+                won = conn.execute(
+                    table.update()
+                    .where(table.c.id == confirmation_id, due)
+                    .values(lease_until=now + timedelta(seconds=lease_seconds))
+                ).rowcount
+                if won == 1:
+                    claimed.append(
+                        self._confirmation(conn.execute(table.select().where(table.c.id == confirmation_id)).one())
+                    )
         return claimed
 
     # --- audit -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ..domain.audit import AuditEvent
+from ..domain.confirmation import CodeConfirmation, ConfirmationState
 from ..domain.registration import Registration
 from ..domain.sessions import IdentificationSession, RegistrationState
 from ..ports import LoginFlow
@@ -22,6 +23,8 @@ class InMemorySessionStore:
         self.history: list[Registration] = []  # every stored version of every registration, in order
         self.leases: dict[str, datetime] = {}
         self.audit: list[AuditEvent] = []
+        self.confirmations: dict[str, CodeConfirmation] = {}  # by session id
+        self.confirmation_leases: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     def add(self, session: IdentificationSession) -> None:
@@ -91,6 +94,31 @@ class InMemorySessionStore:
             due = sorted(due, key=lambda r: r.next_attempt_at)[:limit]
             for r in due:
                 self.leases[r.id] = now + timedelta(seconds=lease_seconds)
+            return due
+
+    def add_confirmation(self, confirmation: CodeConfirmation) -> CodeConfirmation:
+        with self._lock:
+            return self.confirmations.setdefault(confirmation.session_id, confirmation)
+
+    def confirmation_for_session(self, session_id: str) -> CodeConfirmation | None:
+        return self.confirmations.get(session_id)
+
+    def update_confirmation(self, confirmation: CodeConfirmation) -> None:
+        self.confirmation_leases.pop(confirmation.id, None)
+        self.confirmations[confirmation.session_id] = confirmation
+
+    def claim_due_confirmations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[CodeConfirmation]:
+        with self._lock:
+            due = [
+                c
+                for c in self.confirmations.values()
+                if c.state is ConfirmationState.PENDING
+                and c.next_attempt_at <= now
+                and self.confirmation_leases.get(c.id, now - timedelta(1)) < now
+            ]
+            due = sorted(due, key=lambda c: c.next_attempt_at)[:limit]
+            for c in due:
+                self.confirmation_leases[c.id] = now + timedelta(seconds=lease_seconds)
             return due
 
     def add_audit(self, event: AuditEvent) -> None:

@@ -40,7 +40,12 @@ def api_schema(api_app):
     return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", api_app)
 
 
-OPERATIONS = [("/sessions", "POST"), ("/sessions/{id}", "GET"), ("/sessions/{id}/complete", "POST")]
+OPERATIONS = [
+    ("/sessions", "POST"),
+    ("/sessions/{id}", "GET"),
+    ("/sessions/{id}/complete", "POST"),
+    ("/sessions/{id}/confirmation", "POST"),
+]
 
 
 def test_the_operations_fuzzed_are_all_the_documented_ones(api_schema):

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.x509.oid import NameOID
 from pyhanko.keys import load_certs_from_pemder_data, load_private_key_from_pemder_data
 from pyhanko.pdf_utils import generic
@@ -35,6 +36,7 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from ..domain.errors import RegistryUnavailable
 from ..domain.proof import ProofData
@@ -113,6 +115,26 @@ def generate_seal_certificate(common_name: str, *, days: int = 3650) -> tuple[by
     return key_pem, cert.public_bytes(serialization.Encoding.PEM)
 
 
+class _LoadedKeySigner(signers.SimpleSigner):
+    """pyHanko's SimpleSigner parses the private key again for every signature (twice per PDF), and
+    cryptography's RSA key check makes that ~100 ms each; this one signs with a key loaded once."""
+
+    loaded_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None
+
+    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+        mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
+        try:
+            algorithm = mechanism.signature_algo
+        except ValueError:
+            algorithm = mechanism["algorithm"].native
+        key = self.loaded_key
+        if algorithm == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPrivateKey):
+            return key.sign(data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm))
+        if algorithm == "ecdsa" and isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(data, ec.ECDSA(get_pyca_cryptography_hash(digest_algorithm)))
+        return bytes(super().sign_raw(data, digest_algorithm))
+
+
 class Sealer:
     """Embeds the assertion and seals; ``timestamper`` adds an RFC 3161 signature timestamp."""
 
@@ -122,9 +144,12 @@ class Sealer:
             raise ConfigError("ZGWID_SEAL_CERT_FILE holds no certificate")
         key = load_private_key_from_pemder_data(key_pem, passphrase=password.encode() if password else None)
         self.certificate = certs[0]
-        self.signer = signers.SimpleSigner(
+        self.signer = _LoadedKeySigner(
             signing_cert=certs[0], signing_key=key, cert_registry=SimpleCertificateStore.from_certs(certs)
         )
+        loaded = serialization.load_der_private_key(key.dump(), password=None)
+        if isinstance(loaded, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+            self.signer.loaded_key = loaded
         self.timestamper = timestamper
 
     def seal(self, pdf: bytes, *, assertion_xml: bytes | None, name: str, location: str = "") -> bytes:

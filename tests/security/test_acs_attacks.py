@@ -514,7 +514,13 @@ def test_a_production_app_has_no_demo_or_sandbox_routes(tmp_path):
     from zgw_identificatie.testing.store import InMemorySessionStore
     from zgw_identificatie.testing.zgw import FakeZaakRegistry
 
-    settings = load_settings(production_environ(), instance_path=str(tmp_path))
+    from zgw_identificatie.adapters.proof_seal import generate_seal_certificate
+
+    key, cert = generate_seal_certificate("Gemeente zegel (test)")
+    (tmp_path / "seal.key").write_bytes(key)
+    (tmp_path / "seal.crt").write_bytes(cert)
+    seal = {"ZGWID_SEAL_KEY_FILE": str(tmp_path / "seal.key"), "ZGWID_SEAL_CERT_FILE": str(tmp_path / "seal.crt")}
+    settings = load_settings(production_environ(**seal), instance_path=str(tmp_path))
     app = create_app(
         settings,
         adapters={"store": InMemorySessionStore(), "idp": FakeIdentityProvider(), "registry": FakeZaakRegistry()},

@@ -510,11 +510,10 @@ def test_create_app_refuses_the_simulator_or_sandbox_in_production_even_unvalida
 
 def test_a_production_app_has_no_demo_or_sandbox_routes(tmp_path):
     """§8.23: /demo/… and /sandbox/… are 404 (not 401, not 405): the routes do not exist."""
+    from zgw_identificatie.adapters.proof_seal import generate_seal_certificate
     from zgw_identificatie.testing.digid import FakeIdentityProvider
     from zgw_identificatie.testing.store import InMemorySessionStore
     from zgw_identificatie.testing.zgw import FakeZaakRegistry
-
-    from zgw_identificatie.adapters.proof_seal import generate_seal_certificate
 
     key, cert = generate_seal_certificate("Gemeente zegel (test)")
     (tmp_path / "seal.key").write_bytes(key)

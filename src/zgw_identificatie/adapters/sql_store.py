@@ -28,6 +28,7 @@ from ..ports import LoginFlow
 from .crypto import DataCipher
 
 FAILED_PAYLOAD_RETENTION = timedelta(days=1)
+CONFIRMATION_RETENTION = timedelta(days=1)  # finished §2.1 code confirmations, for the staff page meanwhile
 MIGRATION_LOCK_KEY = 0x7A67_7769_6400  # "zgwid": one advisory lock for schema migrations
 
 
@@ -571,6 +572,12 @@ class SqlSessionStore:
                         ),
                     )
                     .values(payload_enc=None)
+                ).rowcount,
+                "code_confirmations": conn.execute(  # on the zaak (or given up): the zaak and audit keep it
+                    code_confirmations.delete().where(
+                        code_confirmations.c.state != ConfirmationState.PENDING.value,
+                        code_confirmations.c.confirmed_at <= now - CONFIRMATION_RETENTION,
+                    )
                 ).rowcount,
             }
         return counts

@@ -161,8 +161,25 @@ def test_the_api_confirms_once_and_answers_200_on_a_retry(world: World) -> None:
     [status] = world.statussen("Identiteit niet vastgesteld")
     assert "Team Burgerzaken" in status["statustoelichting"] and "NIET gelijk" in status["statustoelichting"]
     assert world.statussen("Identiteit vastgesteld") == []
-    session = api.get(f"/api/v1/sessions/{sid}", headers=AUTH).get_json()
+    got = api.get(f"/api/v1/sessions/{sid}", headers=AUTH)
+    session = got.get_json()
     assert session["confirmation"]["state"] == "done" and session["confirmation"]["statusUrl"]
+    for response in (too_early, first, again, other, bad, got):
+        documented(api, response)  # every answer as the OpenAPI document says
+
+
+def documented(client: Any, response: Any) -> None:
+    import json
+
+    from openapi_core import Config, OpenAPI
+    from openapi_core.testing import MockRequest, MockResponse
+
+    doc = client.get("/api/v1/openapi.json").get_json()
+    request = MockRequest(BASE_URL, response.request.method.lower(), response.request.path)
+    config = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+    OpenAPI.from_dict(doc, config=config).validate_response(
+        request, MockResponse(response.data, status_code=response.status_code, content_type=response.mimetype)
+    )
 
 
 def test_known_citizen_and_mutual_have_no_code_confirmation(world: World) -> None:

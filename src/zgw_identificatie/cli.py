@@ -60,6 +60,8 @@ zgw-identificatie demo
   Zaaksysteem:  {settings.base_url}/sandbox/  (de ZGW-sandbox)
   API:          {settings.base_url}/api/v1/openapi.json   Authorization: Bearer {api_key}
   DigiD:        de simulator ({settings.base_url}/demo/digid/); test-BSN's: {", ".join(TEST_BSNS)}
+  Bewijs-PDF:   zgw-identificatie verify-proof BESTAND.pdf --digid-cert {settings.instance_path}/digid-sim/idp.crt \\
+                  --seal-cert {settings.instance_path}/seal/seal.crt
 Stop with Ctrl+C.
 """,
         flush=True,

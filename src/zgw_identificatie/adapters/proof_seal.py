@@ -18,6 +18,8 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,19 +60,27 @@ class SealFiles:
 
 
 def demo_seal_files(instance_path: str | os.PathLike[str], gemeente: str) -> SealFiles:
-    """A self-signed seal certificate for the demo and tests, generated on first use (key 0600)."""
+    """A self-signed seal certificate for the demo and tests, generated on first use (key 0600).
+
+    Key and certificate are written to a private temporary folder that is renamed into place, so two
+    processes starting at once never pair one's key with the other's certificate."""
     folder = Path(instance_path) / "seal"
     files = SealFiles(key=folder / "seal.key", cert=folder / "seal.crt")
     if files.key.is_file() and files.cert.is_file():
         return files
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".seal-", dir=folder.parent))
     key_pem, cert_pem = generate_seal_certificate(f"{gemeente} zegel (demo, geen PKIoverheid)")
-    tmp = files.key.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp / "seal.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key_pem)
-    os.replace(tmp, files.key)
-    files.cert.write_bytes(cert_pem)
+    (tmp / "seal.crt").write_bytes(cert_pem)
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # another process was first (or an old, incomplete folder is in the way)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (files.key.is_file() and files.cert.is_file()):
+            raise ConfigError(f"{folder} exists but holds no seal.key and seal.crt; remove it") from None
     return files
 
 

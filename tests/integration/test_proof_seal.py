@@ -328,6 +328,9 @@ def test_the_seal_carries_a_trusted_timestamp_from_the_configured_tsa(tsa: tuple
     verdict = verify_proof(pdf, digid_certs=idp_certs(), seal_certs=[seal_pair()[1]], tsa_certs=[tsa_cert])
     assert verdict.ok, verdict.reason
     assert any("vertrouwd tijdstempel (RFC 3161)" in fact for fact in verdict.facts)
+    unpinned = verify_proof(pdf, digid_certs=idp_certs(), seal_certs=[seal_pair()[1]])
+    assert unpinned.ok, unpinned.reason
+    assert any("--tsa-cert" in fact for fact in unpinned.facts)  # says the TSA was not pinned
     wrong_tsa = generate_seal_certificate("Andere tijdstempeldienst")[1]
     verdict = verify_proof(pdf, digid_certs=idp_certs(), seal_certs=[seal_pair()[1]], tsa_certs=[wrong_tsa])
     assert not verdict.ok and "tijdstempel" in verdict.reason

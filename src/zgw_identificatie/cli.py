@@ -1,4 +1,4 @@
-"""zgw-identificatie demo | serve | worker | purge | saml-metadata | check-config | verify-proof | …"""
+"""zgw-identificatie demo | serve | worker | purge | saml-metadata | check-config | digid-metadata-check | …"""
 
 from __future__ import annotations
 

@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup browser-deps postgres lint typecheck bench e2e translations clean
+.PHONY: demo test setup browser-deps postgres lint typecheck bench e2e translations specs lock container-smoke clean
 
-$(STAMP): pyproject.toml
+# requirements.lock pins every dependency (runtime and dev) at the tested version; the image uses it too.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 node_modules/.installed: package.json package-lock.json
@@ -32,7 +33,8 @@ postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 
-test: setup browser-deps postgres
+# Lint and type checks first (CI shows them as their own steps), then the whole suite.
+test: setup lint typecheck browser-deps postgres
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 e2e: setup browser-deps
@@ -42,15 +44,34 @@ translations:
 	$(BIN)/pybabel extract -F babel.cfg -k _l --sort-by-file --no-wrap -o src/zgw_identificatie/translations/messages.pot .
 	$(BIN)/pybabel update -i src/zgw_identificatie/translations/messages.pot -d src/zgw_identificatie/translations --no-wrap --ignore-obsolete
 
-lint:
+lint: setup
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
 
-typecheck:
+typecheck: setup
 	$(BIN)/mypy
+
+# The official OpenAPI documents the tests validate against, at pinned commits, SHA-256 checked, into
+# $$ZGWID_TEST_SPECS_DIR (default ../shared/specs). Needs internet access to raw.githubusercontent.com.
+specs:
+	$(PYTHON) scripts/fetch_specs.py
+
+# Re-resolve every dependency in a fresh virtual environment and write requirements.lock (review the diff).
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet '.[dev]'
+	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/pip freeze --exclude-editable | grep -vi '^zgw-identificatie'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf .lock-venv
+
+# Build the image, start it, check /health/live, uid 10001 and a clean SIGTERM (skips without docker/podman).
+container-smoke:
+	scripts/container_smoke.sh
 
 bench: setup
 	$(BIN)/python scripts/benchmark.py
 
 clean:
-	rm -rf $(VENV) node_modules instance test-artifacts
+	rm -rf $(VENV) .lock-venv node_modules instance test-artifacts

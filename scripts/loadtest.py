@@ -160,7 +160,7 @@ def standin_main(argv: list[str]) -> int:
     return 0
 
 
-class _BoundedList(list):  # type: ignore[type-arg]
+class _BoundedList(list):
     """The sandbox records every request; keep memory flat during a long run."""
 
     def __init__(self, initial: list[Any]) -> None:
@@ -326,7 +326,7 @@ class Driver:
                 )
                 form = re.search(r"<form[^>]*>(.*?)</form>", page.text, re.S)
                 target = re.search(r'action="([^"]*)"', form.group(0)) if form else None
-                if not target:
+                if form is None or target is None:
                     raise RuntimeError("simulator page without a form")
                 data = {k: html.unescape(v) for k, v in _HIDDEN.findall(form.group(0))}
                 data.update(bsn=bsn, loa="midden", action="inloggen")

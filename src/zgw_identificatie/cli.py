@@ -1,4 +1,4 @@
-"""zgw-identificatie demo | serve | worker | purge | saml-metadata | check-config | digid-metadata-check | …"""
+"""zgw-identificatie demo | serve | worker | purge | health | saml-metadata | check-config | digid-metadata-check | …"""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import getpass
 import os
 import secrets
 import sys
+from pathlib import Path
 from typing import Any
 
 from .settings import ConfigError, describe, load_settings
@@ -82,6 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         str(args.workers),
         "--access-logfile",
         "-",
+        "--no-control-socket",  # gunicorn >= 25.1 would put a socket under $HOME (not writable in the image)
         "zgw_identificatie.wsgi:app",
     ]
     os.execvp(cmd[0], cmd)  # noqa: S606 - fixed argv
@@ -93,13 +95,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import threading
 
     from .app import services_of
-    from .worker import loop
+    from .worker import beat, loop
 
     app = _app(worker_in_process=False)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())  # finish the registration at hand, then exit
-    loop(services_of(app), stop)
+    beat()
+    loop(services_of(app), stop, heartbeat=beat)
     return 0
 
 
@@ -121,12 +124,98 @@ def cmd_saml_metadata(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from .app import services_of
+    from .domain.errors import RegistryUnavailable
 
     settings = load_settings()
     svc = services_of(_app())
     if not settings.zgw.sandbox:
-        svc.registry  # noqa: B018 - resolves the catalogue; a wrong setting raises ConfigError
+        try:
+            svc.registry  # noqa: B018 - resolves the catalogue; a wrong setting raises ConfigError
+        except RegistryUnavailable as exc:
+            print(
+                f"zaaksysteem unreachable: {exc}\nThe settings are valid, but the ZGW catalogue could not be checked"
+                f" ({settings.zgw.catalogi_url}); try again when the Catalogi API answers.",
+                file=sys.stderr,
+            )
+            return 3
     print("configuration OK")
+    return 0
+
+
+def health_target(cmdline: list[str]) -> tuple[str, str]:
+    """What to check for the process that runs ``cmdline``: ("http", url), ("worker", ""), ("none", why), or
+    ("unknown", why) when the command line could not be read.
+
+    ``serve`` execs gunicorn, so its command line carries the ``--bind`` address; the check follows it.
+    """
+    if not cmdline:
+        return "unknown", "the process's command line could not be read"
+    if any(part.endswith("gunicorn") for part in cmdline):
+        bind = "0.0.0.0:8000"
+        for i, part in enumerate(cmdline):
+            if part in ("--bind", "-b") and i + 1 < len(cmdline):
+                bind = cmdline[i + 1]
+            elif part.startswith("--bind="):
+                bind = part.split("=", 1)[1]
+        if bind.startswith(("unix:", "fd://")):
+            return "none", f"gunicorn listens on {bind}, not on TCP"
+        host, _, port = bind.rpartition(":")
+        host = host.strip("[]")
+        if host in ("", "0.0.0.0", "::"):  # noqa: S104 - an address we connect to, not one we bind
+            host = "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return "http", f"http://{host}:{port}/health/live"
+    if "worker" in cmdline[1:] and any("zgw-identificatie" in part or "zgw_identificatie" in part for part in cmdline):
+        return "worker", ""
+    return "none", "not the service or the worker: " + " ".join(cmdline[:3])
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """The container's HEALTHCHECK: /health/live of ``serve`` on its own port, or the worker's heartbeat.
+
+    Without options it looks at the container's main process (PID 1, or ``--pid``) to see which it is.
+    Exit 0 healthy, 1 unhealthy.
+    """
+    import urllib.request
+
+    from .worker import HEARTBEAT_FILE, heartbeat_age
+
+    if args.url:
+        kind, target = "http", args.url
+    elif args.worker:
+        kind, target = "worker", ""
+    else:
+        kind, target = health_target(_cmdline(args.pid))
+    if kind == "http":
+        try:
+            with urllib.request.urlopen(target, timeout=args.timeout) as answer:  # noqa: S310 - our own URL
+                status = answer.status
+        except OSError as exc:
+            print(f"unhealthy: {target}: {exc}")
+            return 1
+        print(f"{'healthy' if status == 200 else 'unhealthy'}: {target} answered {status}")
+        return 0 if status == 200 else 1
+    if kind == "worker":
+        age = heartbeat_age()
+        if age is None:
+            print(f"unhealthy: no worker heartbeat at {HEARTBEAT_FILE}")
+            return 1
+        healthy = age <= args.max_age
+        word = "healthy" if healthy else "unhealthy"
+        print(f"{word}: last worker iteration {age:.0f} s ago (limit {args.max_age} s)")
+        return 0 if healthy else 1
+    if kind == "unknown":
+        print(f"unhealthy: {target}")
+        return 1
+    print(f"healthy: nothing to check ({target})")
     return 0
 
 
@@ -224,6 +313,13 @@ def main(argv: list[str] | None = None) -> int:
         ("rotate-keys", cmd_rotate_keys, "re-encrypt stored data with the newest encryption key"),
     ]:
         sub.add_parser(name, help=text).set_defaults(func=func)
+    p = sub.add_parser("health", help="health check of serve (its /health/live) or worker (its heartbeat)")
+    p.add_argument("--url", help="check this URL instead (e.g. http://127.0.0.1:8000/health/live)")
+    p.add_argument("--worker", action="store_true", help="check the worker's heartbeat")
+    p.add_argument("--max-age", type=int, default=300, help="seconds a worker heartbeat may be old (default 300)")
+    p.add_argument("--timeout", type=float, default=4.0, help="seconds to wait for /health/live")
+    p.add_argument("--pid", type=int, default=1, help="the process to look at (default 1: the container's)")
+    p.set_defaults(func=cmd_health)
     p = sub.add_parser("settings", help="print every setting as a Markdown table (or --toml: the example file)")
     p.add_argument("--toml", action="store_true")
     p.set_defaults(func=cmd_settings)

@@ -3,14 +3,40 @@
 from __future__ import annotations
 
 import logging
+import math
+import os
+import tempfile
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .app import Services
 
 log = logging.getLogger(__name__)
+
+# `zgw-identificatie worker` touches this file after every iteration that ran without an error;
+# `zgw-identificatie health` (the container's HEALTHCHECK) reads its age. In a read-only container
+# the temporary folder is the tmpfs at /tmp.
+HEARTBEAT_FILE = Path(tempfile.gettempdir()) / "zgw-identificatie-worker.heartbeat"
+
+
+def beat(path: Path = HEARTBEAT_FILE) -> None:
+    try:
+        path.touch()
+        os.utime(path)
+    except OSError as exc:
+        log.warning("worker heartbeat %s not written: %s", path, exc)
+
+
+def heartbeat_age(path: Path = HEARTBEAT_FILE) -> float | None:
+    """Seconds since the last heartbeat; None when there was none."""
+    try:
+        return max(0.0, time.time() - path.stat().st_mtime)
+    except OSError:
+        return None
 
 
 def run_once(services: Services, *, limit: int = 20) -> int:
@@ -44,11 +70,30 @@ def purge(services: Services) -> dict[str, int]:
     return counts
 
 
-def loop(services: Services, stop: threading.Event, *, interval: float = 1.0) -> None:
+def loop(
+    services: Services,
+    stop: threading.Event,
+    *,
+    interval: float = 1.0,
+    heartbeat: Callable[[], None] | None = None,
+) -> None:
+    from .domain.errors import RegistryUnavailable
+
     last_purge = 0.0
+    unavailable_logged = -math.inf
     while not stop.is_set():
         try:
             run_once(services)
+            if heartbeat is not None:
+                heartbeat()
+        except RegistryUnavailable as exc:
+            # The zaaksysteem is down (its catalogue cannot be resolved): registrations wait, the worker
+            # itself is fine (it beats). One line a minute instead of a stack trace every second.
+            if heartbeat is not None:
+                heartbeat()
+            if time.monotonic() - unavailable_logged >= 60:
+                log.warning("zaaksysteem unavailable, registrations wait: %s", exc)
+                unavailable_logged = time.monotonic()
         except Exception:  # the loop must survive; the registration keeps its state
             log.exception("registration worker iteration failed")
         if time.monotonic() - last_purge >= services.settings.purge_interval_seconds:

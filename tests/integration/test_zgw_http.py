@@ -1,9 +1,10 @@
 """The ZGW HTTP clients (adapters/zgw) against recorded Open Zaak answers.
 
-Every request the clients send is validated against the official OpenAPI documents in
-``../shared/specs`` (Zaken 1.5.1, Documenten 1.4.3 and Catalogi 1.3.1 from VNG; requests only, so
+Every request the clients send is validated against the official OpenAPI documents found through
+``third_party.SPECS_DIR`` (Zaken 1.5.1, Documenten 1.4.3 and Catalogi 1.3.1 from VNG; requests only, so
 the Catalogi 1.3.1 response-typing bugs of ZGW-CHEATSHEET §9 do not matter). Answers are the
-recordings in ``../shared/fixtures/openzaak-smoke`` (host ``127.0.0.1:8000``) or shaped like them.
+recordings in ``third_party.RECORDINGS_DIR`` (host ``127.0.0.1:8000``) or shaped like them. Without
+them this module is not imported: one item skips, or fails under CI=true (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,19 +25,15 @@ import yaml
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest
 
+import third_party
 from zgw_identificatie.adapters.zgw import CatalogueRefs, ZgwHttpRegistry, ZgwJwtAuth, build_registry
 from zgw_identificatie.adapters.zgw.registry import document_identificatie
 from zgw_identificatie.domain.bsn import Bsn
 from zgw_identificatie.domain.errors import RegistrationFailed, RegistryUnavailable, ZaakNotFound
 from zgw_identificatie.settings import ConfigError, Settings
 
-SHARED = Path(__file__).parents[2].parent / "shared"
-SPECS = SHARED / "specs"
-FIXTURES = SHARED / "fixtures" / "openzaak-smoke"
-pytestmark = pytest.mark.skipif(
-    not (SPECS / "zaken-api-1.5.1.yaml").is_file() or not FIXTURES.is_dir(),
-    reason=f"the shared ZGW specs and Open Zaak recordings are not at {SHARED}",
-)
+SPECS = third_party.SPECS_DIR
+FIXTURES = third_party.RECORDINGS_DIR
 
 BASE = "http://127.0.0.1:8000"
 ZAKEN = BASE + "/zaken/api/v1/"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from flask import Flask
 
+import third_party
 from zgw_identificatie.adapters.zgw import ZgwJwtAuth, build_registry
 from zgw_identificatie.demo import DemoInProduction
 from zgw_identificatie.demo.zgw_sandbox import (
@@ -27,7 +27,7 @@ from zgw_identificatie.testing.clock import FixedClock
 BASE = "http://zgwid.test"
 ROOTS = sandbox_api_roots(BASE)
 SECRET = "sandbox-test-secret-0123456789abcdef"
-FIXTURES = Path(__file__).parents[2].parent / "shared" / "fixtures" / "openzaak-smoke"
+FIXTURES = third_party.RECORDINGS_DIR
 
 
 def make(page_size: int = 100) -> tuple[Flask, SandboxBlueprint, Settings]:
@@ -50,9 +50,8 @@ def client(app: Flask, secret: str = SECRET) -> requests.Session:
 
 
 def recorded_keys(step: str) -> set[str]:
-    path = next(FIXTURES.glob(f"{step}-*.json"), None)
-    if path is None:
-        pytest.skip(f"Open Zaak recordings not found at {FIXTURES}")
+    third_party.require(third_party.RECORDINGS)
+    path = next(FIXTURES.glob(f"{step}-*.json"))
     return set(json.loads(path.read_text())["response"]["json"])
 
 

@@ -299,17 +299,18 @@ def test_a_second_login_flow_on_the_same_link_cannot_overwrite_the_first_identif
 
 
 def test_a_revoked_link_starts_no_login_and_an_open_login_flow_dies_with_it(app):
-    """The behandelaar clicks "Link intrekken" (Voltooien before the login) → link 404, ACS refused."""
+    """The behandelaar clicks "Link intrekken" (Voltooien before the login) → link dead, ACS refused."""
     staff = Staff.login(app)
     sid = staff.start("known-citizen", bsn=BSN)
     citizen = Citizen.new(app)
     artifact, relay = front_channel(citizen, sid)
     assert staff.complete(sid) == 303
-    assert services_of(app).store.get(sid) is None
-    assert citizen.open(sid).status_code == 404
+    assert services_of(app).store.get(sid).state == "withdrawn"
+    assert citizen.open(sid).status_code == 409
     assert_logius_page(acs(citizen.client, SAMLart=artifact, RelayState=relay))
-    revoked = [e for e in services_of(app).store.list_audit(session_id=sid) if e.event == "revoked"]
-    assert revoked
+    withdrawn = [e for e in services_of(app).store.list_audit(session_id=sid) if e.event == "withdrawn"]
+    assert withdrawn
+    assert services_of(app).store.get(sid).state == "withdrawn"  # the refused ACS did not turn it into a failure
 
 
 def test_a_citizen_logged_in_for_call_y_cannot_see_the_result_of_call_x(app):

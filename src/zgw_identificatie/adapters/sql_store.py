@@ -23,7 +23,7 @@ from ..domain.bsn import Bsn
 from ..domain.confirmation import CodeConfirmation, ConfirmationState
 from ..domain.proof import ProofData
 from ..domain.registration import Registration
-from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionState
+from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionReason, SessionState
 from ..ports import LoginFlow
 from .crypto import DataCipher
 
@@ -79,6 +79,8 @@ sessions = sa.Table(
     sa.Column("zaak_url", sa.String(1000)),
     sa.Column("registration_state", sa.String(20)),
     sa.Column("registration_error", sa.Text),
+    sa.Column("reason", sa.String(30)),
+    sa.Column("ended_at", UTCDateTime()),
 )
 
 login_flows = sa.Table(
@@ -223,6 +225,8 @@ class SqlSessionStore:
             "zaak_url": s.zaak_url,
             "registration_state": s.registration_state.value if s.registration_state else None,
             "registration_error": s.registration_error,
+            "reason": s.reason.value if s.reason else None,
+            "ended_at": s.ended_at,
         }
 
     def _session(self, r: Any) -> IdentificationSession:
@@ -249,6 +253,8 @@ class SqlSessionStore:
             zaak_url=r.zaak_url,
             registration_state=RegistrationState(r.registration_state) if r.registration_state else None,
             registration_error=r.registration_error,
+            reason=SessionReason(r.reason) if r.reason else None,
+            ended_at=r.ended_at,
         )
 
     def add(self, session: IdentificationSession) -> None:

@@ -32,6 +32,11 @@ class SessionExpired(DomainError):
 class SessionAlreadyUsed(DomainError):
     code = "session-used"
 
+    def __init__(self, state: str = "authenticated", reason: str | None = None) -> None:
+        super().__init__(state)
+        self.state = state  # what makes the link unusable: authenticated, completed, failed, withdrawn
+        self.reason = reason  # SessionReason value for a failed session
+
 
 class InvalidTransition(DomainError):
     code = "invalid-transition"

@@ -28,7 +28,17 @@ class SessionState(StrEnum):
     OPENED = "opened"  # citizen opened the link (a DigiD cancel returns here)
     AUTHENTICATED = "authenticated"  # DigiD login accepted
     COMPLETED = "completed"  # behandelaar finished (mutual: the record is erased right after)
-    FAILED = "failed"  # DigiD error: the session is over, a new link is needed
+    FAILED = "failed"  # DigiD error: the session is over, a new link is needed (see ``reason``)
+    WITHDRAWN = "withdrawn"  # behandelaar or API client withdrew the link ("Link intrekken"); it is dead
+
+
+class SessionReason(StrEnum):
+    """Why a session is where it is, for the texts staff and citizen read; None when nothing went wrong."""
+
+    CANCELLED = "cancelled"  # the citizen pressed Annuleren at DigiD (state stays OPENED: the link still works)
+    LEVEL_TOO_LOW = "level-too-low"  # DigiD login below the flow's minimum level (state FAILED)
+    DIGID_ERROR = "digid-error"  # any other DigiD / SAML failure (state FAILED)
+    EXPIRED_DURING_LOGIN = "expired-during-login"  # the link expired while the citizen was at DigiD (FAILED)
 
 
 class RegistrationState(StrEnum):
@@ -67,6 +77,8 @@ class IdentificationSession:
     zaak_url: str | None = None
     registration_state: RegistrationState | None = None
     registration_error: str | None = None
+    reason: SessionReason | None = None
+    ended_at: datetime | None = None  # when it failed, was withdrawn or completed
 
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at
@@ -76,7 +88,7 @@ class IdentificationSession:
         if self.is_expired(now):
             raise SessionExpired()
         if self.state not in (SessionState.CREATED, SessionState.OPENED):
-            raise SessionAlreadyUsed()
+            raise SessionAlreadyUsed(self.state.value, self.reason.value if self.reason else None)
 
     def opened(self, now: datetime) -> IdentificationSession:
         self.ensure_usable_link(now)
@@ -91,13 +103,28 @@ class IdentificationSession:
             state=SessionState.AUTHENTICATED,
             authenticated_at=now,
             level=level,
+            reason=None,
             **changes,  # type: ignore[arg-type]
         )
 
-    def failed(self) -> IdentificationSession:
-        if self.state in (SessionState.COMPLETED,):
-            raise InvalidTransition("a completed session cannot fail")
-        return replace(self, state=SessionState.FAILED, bsn=None)
+    def failed(
+        self, reason: SessionReason = SessionReason.DIGID_ERROR, now: datetime | None = None
+    ) -> IdentificationSession:
+        if self.state in (SessionState.COMPLETED, SessionState.WITHDRAWN):
+            raise InvalidTransition(f"a {self.state.value} session cannot fail")
+        return replace(self, state=SessionState.FAILED, bsn=None, reason=reason, ended_at=now or self.ended_at)
+
+    def cancelled(self) -> IdentificationSession:
+        """The citizen cancelled at DigiD: the link stays usable, staff sees why nothing happened yet."""
+        if self.state not in (SessionState.CREATED, SessionState.OPENED):
+            raise InvalidTransition(f"a {self.state.value} session cannot be cancelled")
+        return replace(self, state=SessionState.OPENED, reason=SessionReason.CANCELLED)
+
+    def withdrawn(self, now: datetime) -> IdentificationSession:
+        """The link dies at once; nothing personal is kept. Only before a successful login (or after a failure)."""
+        if self.state not in (SessionState.CREATED, SessionState.OPENED, SessionState.FAILED):
+            raise InvalidTransition(f"a {self.state.value} session cannot be withdrawn")
+        return replace(self, state=SessionState.WITHDRAWN, bsn=None, ended_at=now)
 
     def completed(self) -> IdentificationSession:
         if self.state is not SessionState.AUTHENTICATED:

@@ -1,7 +1,8 @@
 """Starting and finishing a session, the same for the staff page and the API.
 
 Finishing: §2.3 "Voltooien" erases the record at once; an authenticated §2.1/§2.2 session is marked completed;
-a session nobody logged in to yet is revoked (deleted), so its link dies.
+a session nobody logged in to yet (or whose login failed) is withdrawn: its link dies at once, and the record
+stays (without anything personal) until it expires, so the citizen and the overview can say what happened.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from . import common, known_citizen, mutual, new_citizen
 
 
 def finish(session_id: str, *, owner_id: str, store: SessionStore, clock: Clock, settings: Settings) -> str:
-    """Returns what happened: ``erased``, ``completed`` or ``revoked``. Raises NotOwner, SessionNotFound, …"""
+    """Returns what happened: ``erased``, ``completed`` or ``withdrawn``. Raises NotOwner, SessionNotFound, …"""
     session = common.load_for_owner(session_id, owner_id, store=store, clock=clock)
     if session.flow is Flow.MUTUAL:
         mutual.complete(session.id, owner_id=owner_id, store=store, clock=clock, settings=settings)
@@ -23,9 +24,16 @@ def finish(session_id: str, *, owner_id: str, store: SessionStore, clock: Clock,
         store.update(session.completed())
         common.audit(store, clock, session, actor=owner_id, event="completed")
         return "completed"
-    store.delete(session.id)
-    common.audit(store, clock, session, actor=owner_id, event="revoked")
-    return "revoked"
+    return withdraw(session, owner_id=owner_id, store=store, clock=clock)
+
+
+def withdraw(session: IdentificationSession, *, owner_id: str, store: SessionStore, clock: Clock) -> str:
+    """Kill the link of a session that has no successful login (InvalidTransition otherwise)."""
+    if session.state is SessionState.WITHDRAWN:
+        return "withdrawn"
+    store.update(session.withdrawn(clock.now()))
+    common.audit(store, clock, session, actor=owner_id, event="withdrawn")
+    return "withdrawn"
 
 
 def start(

@@ -21,7 +21,7 @@ from ..domain.errors import (
     SessionExpired,
     SessionNotFound,
 )
-from ..domain.sessions import Flow
+from ..domain.sessions import Flow, SessionReason
 from ..flows import common, known_citizen, mutual, new_citizen
 from .citizen import LOGIN_COOKIE
 from .security import services
@@ -76,13 +76,15 @@ def acs() -> Response:
             ident, identity, store=svc.store, clock=svc.clock, settings=svc.settings
         )
     except DigidCancelled:
+        svc.store.update(ident.cancelled())
         common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login", outcome="cancelled")
         session["digid_cancelled"] = ident.id
         resp = redirect(url_for("citizen.start", session_id=ident.id), code=303)
         resp.delete_cookie(LOGIN_COOKIE, path="/digid/")
         return resp  # type: ignore[return-value]
     except (DigidFailed, LevelTooLow) as exc:
-        svc.store.update(ident.failed())
+        why = SessionReason.LEVEL_TOO_LOW if isinstance(exc, LevelTooLow) else SessionReason.DIGID_ERROR
+        svc.store.update(ident.failed(why, svc.clock.now()))
         common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login", outcome="failed")
         return _failure(getattr(exc, "reason", exc.code))
     session.clear()  # a new browser session at login (R15)

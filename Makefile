@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup browser-deps postgres lint typecheck bench e2e translations specs lock container-smoke clean
+.PHONY: demo test setup browser-deps proxy-deps postgres lint typecheck bench e2e translations specs lock container-smoke clean
 
 # requirements.lock pins every dependency (runtime and dev) at the tested version; the image uses it too.
 $(STAMP): pyproject.toml requirements.lock
@@ -28,13 +28,17 @@ demo: setup
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# HAProxy for the scale-out run (tests/integration/test_scaleout.py, scripts/scaleout.py).
+proxy-deps:
+	@command -v haproxy >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
+
 # PostgreSQL on 127.0.0.1:5432 (database `test`), started when it is down.
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 
 # Lint and type checks first (CI shows them as their own steps), then the whole suite.
-test: setup lint typecheck browser-deps postgres
+test: setup lint typecheck browser-deps proxy-deps postgres
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 e2e: setup browser-deps

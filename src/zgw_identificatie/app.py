@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
     http (a requests.Session for the SAML back channel and the ZGW APIs)."""
     settings = settings or load_settings()
     adapters = dict(adapters or {})
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, settings.replica_name)
     Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
 
     web_dir = Path(__file__).resolve().parent / "web"
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
     if settings.digid.simulator:
         from .demo.digid_simulator import create_simulator_blueprint
 
-        demo_blueprints.append(("/demo/digid", create_simulator_blueprint(settings, clock=clock)))
+        demo_blueprints.append(("/demo/digid", create_simulator_blueprint(settings, clock=clock, store=store)))
     if settings.zgw.sandbox:
         from .demo.zgw_sandbox import create_sandbox_blueprint
 
@@ -158,6 +158,9 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
     from .web import ratelimit
 
     ratelimit.init_app(app, settings)
+    from .web import observability
+
+    observability.init_app(app, services)
     for prefix, bp in demo_blueprints:
         app.register_blueprint(bp, url_prefix=prefix)
 

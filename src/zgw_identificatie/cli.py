@@ -19,75 +19,161 @@ def _app(**overrides: Any) -> Any:
     return create_app(load_settings(**overrides))
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Everything embedded: SQLite, the DigiD simulator, the ZGW sandbox, the worker in-process."""
+def demo_settings(given: Any, port: int) -> tuple[Any, str | None, str | None]:
+    """The demo's settings: what the user set explicitly is kept (a real zaaksysteem with
+    ``ZGWID_ZGW_SANDBOX=false``, a real IdP with ``ZGWID_DIGID_SIMULATOR=false``, own accounts, a database);
+    only what is unset gets a demo value. Returns (settings, demo password or None, demo API key or None)."""
     from werkzeug.security import generate_password_hash
 
-    from .app import services_of
     from .settings import Settings
     from .web.security import hash_secret_sha256
+
+    defaults = Settings()
+    instance = given.instance_path if given.instance_path != defaults.instance_path else "instance/demo"
+    overrides: dict[str, Any] = {
+        "base_url": given.base_url if given.base_url != defaults.base_url else f"http://127.0.0.1:{port}",
+        "instance_path": instance,
+    }
+    if given.zgw.sandbox and not given.zgw.sandbox_state_file:
+        # The demo's SQLite keeps its sessions across restarts, so the sandbox keeps its zaken too.
+        overrides["zgw__sandbox_state_file"] = str(Path(instance) / "zgw-sandbox.json")
+    password = api_key = None
+    if not given.staff_users and not given.oidc.issuer:
+        password = given.demo_password or secrets.token_urlsafe(9)
+        overrides["staff_users"] = {
+            "behandelaar": {"name": "Sanne de Vries", "password_hash": generate_password_hash(password)},
+            "collega": {"name": "Ahmed Bakker", "password_hash": generate_password_hash(password)},
+        }
+    if not given.api_keys:
+        api_key = given.api_key or secrets.token_urlsafe(24)
+        overrides["api_keys"] = {
+            "demo": {"key_hash": hash_secret_sha256(api_key), "name": "Demo-client", "behandelaar": "Team Burgerzaken"}
+        }
+    import copy
+
+    settings = copy.deepcopy(given)
+    for key, value in overrides.items():
+        section, _, name = key.rpartition("__")
+        setattr(getattr(settings, section) if section else settings, name, value)
+    settings.validate()
+    return settings, password, api_key
+
+
+def demo_banner(settings: Any, password: str | None, api_key: str | None) -> str:
+    """What the demo uses, said plainly: which zaaksysteem, which IdP, which store."""
+    from .demo.digid_simulator import TEST_BSNS
+
+    base = settings.base_url
+    if password:
+        staff = f"gebruiker: behandelaar (of collega)  wachtwoord: {password}"
+    elif settings.oidc.issuer:
+        staff = f"inloggen via {settings.oidc.issuer} (uw instellingen)"
+    else:
+        staff = "accounts uit uw instellingen (ZGWID_STAFF_USERS)"
+    if settings.zgw.sandbox:
+        zgw = f"{base}/sandbox/  (de ZGW-sandbox; bewaard in {settings.zgw.sandbox_state_file or 'het geheugen'})"
+    else:
+        zgw = f"{settings.zgw.zaken_url}  (ECHT zaaksysteem uit uw instellingen, ZGWID_ZGW_SANDBOX=false)"
+    if settings.digid.simulator:
+        digid = f"de simulator ({base}/demo/digid/); test-BSN's: {', '.join(TEST_BSNS)}"
+    else:
+        digid = f"{settings.digid.idp_sso_url}  (ECHTE IdP {settings.digid.idp_entity_id}, ZGWID_DIGID_SIMULATOR=false)"
+    if settings.database_url:
+        from sqlalchemy.engine import make_url
+
+        store = make_url(settings.database_url).render_as_string(hide_password=True)
+    else:
+        store = settings.effective_database_url
+    api = f"Authorization: Bearer {api_key}" if api_key else "sleutels uit uw instellingen (ZGWID_API_KEYS)"
+    digid_cert = f"{settings.instance_path}/digid-sim/idp.crt" if settings.digid.simulator else "<DigiD-certificaat>"
+    seal_cert = settings.seal.cert_file or f"{settings.instance_path}/seal/seal.crt"
+    return f"""
+zgw-identificatie demo
+  Behandelaar:  {base}/staff/   {staff}
+  Zaaksysteem:  {zgw}
+  DigiD:        {digid}
+  API:          {base}/api/v1/openapi.json   {api}
+  Opslag:       {store}
+  Bewijs-PDF:   zgw-identificatie verify-proof BESTAND.pdf --digid-cert {digid_cert} \\
+                  --seal-cert {seal_cert}
+Stop with Ctrl+C.  Start fresh (demo database and sandbox together): zgw-identificatie demo --fresh
+"""
+
+
+def _fresh_start(settings: Any) -> list[str]:
+    """--fresh: remove the demo's SQLite file and the sandbox's file together (never a configured database)."""
+    removed = []
+    candidates = []
+    if not settings.database_url:
+        db = Path(settings.effective_database_url.split("///", 1)[1])
+        candidates += [db, Path(str(db) + "-wal"), Path(str(db) + "-shm")]
+    if settings.zgw.sandbox and settings.zgw.sandbox_state_file:
+        candidates.append(Path(settings.zgw.sandbox_state_file))
+    for path in candidates:
+        if path.is_file():
+            path.unlink()
+            removed.append(str(path))
+    return removed
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The walk-through: the DigiD simulator, the ZGW sandbox and SQLite unless settings name real ones."""
+    from .app import create_app, services_of
     from .worker import start_background
 
     given = load_settings(validate=False)
     if given.production:
         print("The demo refuses to run with ZGWID_ENV=production.", file=sys.stderr)
         return 2
-    defaults = Settings()
     port = args.port or given.demo_port
-    password = given.demo_password or secrets.token_urlsafe(9)
-    api_key = given.api_key or secrets.token_urlsafe(24)
-    settings = load_settings(
-        base_url=given.base_url if given.base_url != defaults.base_url else f"http://127.0.0.1:{port}",
-        instance_path=given.instance_path if given.instance_path != defaults.instance_path else "instance/demo",
-        digid__simulator=True,
-        zgw__sandbox=True,
-        staff_users={
-            "behandelaar": {"name": "Sanne de Vries", "password_hash": generate_password_hash(password)},
-            "collega": {"name": "Ahmed Bakker", "password_hash": generate_password_hash(password)},
-        },
-        api_keys={
-            "demo": {"key_hash": hash_secret_sha256(api_key), "name": "Demo-client", "behandelaar": "Team Burgerzaken"}
-        },
-    )
-    from .app import create_app
-    from .demo.digid_simulator import TEST_BSNS
-
+    settings, password, api_key = demo_settings(given, port)
+    if args.fresh:
+        for path in _fresh_start(settings):
+            print(f"removed {path}")
     app = create_app(settings)
     start_background(services_of(app))
-    print(
-        f"""
-zgw-identificatie demo
-  Behandelaar:  {settings.base_url}/staff/   gebruiker: behandelaar (of collega)  wachtwoord: {password}
-  Zaaksysteem:  {settings.base_url}/sandbox/  (de ZGW-sandbox)
-  API:          {settings.base_url}/api/v1/openapi.json   Authorization: Bearer {api_key}
-  DigiD:        de simulator ({settings.base_url}/demo/digid/); test-BSN's: {", ".join(TEST_BSNS)}
-  Bewijs-PDF:   zgw-identificatie verify-proof BESTAND.pdf --digid-cert {settings.instance_path}/digid-sim/idp.crt \\
-                  --seal-cert {settings.instance_path}/seal/seal.crt
-Stop with Ctrl+C.
-""",
-        flush=True,
-    )
+    print(demo_banner(settings, password, api_key), flush=True)
     app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """gunicorn with the app factory (production)."""
+    settings = load_settings()
+    _prepare_multiprocess_metrics()
     cmd = [
         sys.executable,
         "-m",
         "gunicorn",
+        "--config",
+        "python:zgw_identificatie.gunicorn_conf",
         "--bind",
         args.bind,
         "--workers",
         str(args.workers),
-        "--access-logfile",
-        "-",
         "--no-control-socket",  # gunicorn >= 25.1 would put a socket under $HOME (not writable in the image)
-        "zgw_identificatie.wsgi:app",
     ]
+    if settings.log_format != "json":  # JSON logs: the app writes one structured line per request instead
+        cmd += ["--access-logfile", "-"]
+    cmd.append("zgw_identificatie.wsgi:app")
     os.execvp(cmd[0], cmd)  # noqa: S606 - fixed argv
     return 0
+
+
+def _prepare_multiprocess_metrics() -> None:
+    """gunicorn's workers share their Prometheus counters through files in PROMETHEUS_MULTIPROC_DIR: a fresh
+    folder per start (given and emptied, or a new temporary one), set before any worker imports the client."""
+    import tempfile
+    from pathlib import Path
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="zgwid-metrics-")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -98,6 +184,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .worker import beat, loop
 
     app = _app(worker_in_process=False)
+    svc = services_of(app)
+    if svc.settings.metrics_port:
+        from .metrics import start_metrics_server
+
+        start_metrics_server(svc.settings.metrics_port, svc.settings.metrics_bind, svc.store)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())  # finish the registration at hand, then exit
@@ -115,6 +206,35 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_registrations(args: argparse.Namespace) -> int:
+    """List failed registrations; ``--resume ID …`` / ``--resume-all`` makes them due again (the worker
+    continues each from its last completed step), also after the session has expired."""
+    from .app import services_of
+    from .flows.registration import NotResumable, next_step, resume_registration
+
+    svc = services_of(_app(worker_in_process=False))
+    failed = list(svc.store.failed_registrations(limit=args.limit))
+    wanted = [r.id for r in failed if r.proof is not None] if args.resume_all else list(args.resume or [])
+    if not wanted:
+        for reg in failed:
+            can = "resumable" if reg.proof is not None else "proof erased"
+            print(
+                f"{reg.id}  {reg.updated_at:%Y-%m-%d %H:%M}Z  zaak={reg.zaak_identificatie or '-'}  "
+                f"stopped-at={next_step(reg)}  {can}  {reg.error or ''}"
+            )
+        print(f"{len(failed)} failed registration(s)")
+        return 0
+    status = 0
+    for reg_id in wanted:
+        try:
+            resume_registration(reg_id, store=svc.store, clock=svc.clock, actor="operator")
+            print(f"{reg_id}: resumed")
+        except NotResumable as exc:
+            print(f"{reg_id}: not resumed ({exc.reason})", file=sys.stderr)
+            status = 1
+    return status
+
+
 def cmd_saml_metadata(args: argparse.Namespace) -> int:
     from .app import services_of
 
@@ -129,12 +249,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_settings()
     svc = services_of(_app())
     if not settings.zgw.sandbox:
+        from .adapters.zgw.registry import ZgwHttpRegistry, check_access
+
         try:
-            svc.registry  # noqa: B018 - resolves the catalogue; a wrong setting raises ConfigError
+            registry = svc.registry  # resolves the catalogue; a wrong setting raises ConfigError
+            if isinstance(registry, ZgwHttpRegistry):
+                # A read on the Zaken and the Documenten API: credentials and scopes (ConfigError names the scope).
+                print("\n".join(check_access(registry)))
         except RegistryUnavailable as exc:
             print(
-                f"zaaksysteem unreachable: {exc}\nThe settings are valid, but the ZGW catalogue could not be checked"
-                f" ({settings.zgw.catalogi_url}); try again when the Catalogi API answers.",
+                f"zaaksysteem unreachable: {exc}\nThe settings are valid, but the ZGW APIs could not be checked"
+                f" ({settings.zgw.catalogi_url}); try again when they answer.",
                 file=sys.stderr,
             )
             return 3
@@ -297,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="start everything embedded for a walk-through")
     p.add_argument("--port", type=int, default=0, help="default: ZGWID_DEMO_PORT or 8000")
+    p.add_argument("--fresh", action="store_true", help="start with an empty demo database and sandbox")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("serve", help="run under gunicorn")
     p.add_argument("--bind", default="0.0.0.0:8000")  # all interfaces: inside a container
@@ -306,7 +432,11 @@ def main(argv: list[str] | None = None) -> int:
         ("worker", cmd_worker, "process pending registrations and erase expired records"),
         ("purge", cmd_purge, "erase expired sessions and data once"),
         ("saml-metadata", cmd_saml_metadata, "print the SP metadata for the DigiD aansluiting"),
-        ("check-config", cmd_check_config, "validate settings and resolve the ZGW catalogue"),
+        (
+            "check-config",
+            cmd_check_config,
+            "validate settings, resolve the ZGW catalogue, read the Zaken and Documenten APIs",
+        ),
         ("digid-metadata-check", cmd_digid_metadata_check, "compare DigiD's metadata with the pinned settings"),
         ("hash-password", cmd_hash_password, "hash a staff password (read from the terminal or stdin)"),
         ("generate-key", cmd_generate_key, "print a new encryption key for ZGWID_ENCRYPTION_KEYS"),
@@ -323,6 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("settings", help="print every setting as a Markdown table (or --toml: the example file)")
     p.add_argument("--toml", action="store_true")
     p.set_defaults(func=cmd_settings)
+    p = sub.add_parser("registrations", help="list failed registrations; --resume ID… or --resume-all finishes them")
+    p.add_argument("--resume", nargs="+", metavar="ID")
+    p.add_argument("--resume-all", action="store_true")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=cmd_registrations)
     p = sub.add_parser("hash-api-key", help="make an API key (or hash a given one) for ZGWID_API_KEYS")
     p.add_argument("key", nargs="?")
     p.set_defaults(func=cmd_hash_api_key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
@@ -54,6 +55,8 @@ class OneTimeIds(Protocol):
 class ZaakRef:
     url: str
     identificatie: str
+    bronorganisatie: str = ""
+    einddatum: date | None = None  # set: the zaak is closed
 
 
 class ZaakRegistry(Protocol):
@@ -65,10 +68,19 @@ class ZaakRegistry(Protocol):
     registration id, stored with each resource (zaak kenmerk, document identificatie, …).
     """
 
+    def acting_for(self, user_id: str, user_representation: str) -> AbstractContextManager[None]:
+        """Writes and reads in this block are made on behalf of this behandelaar (the zaaksysteem's audit
+        trail names them)."""
+        ...
+
     def create_zaak(self, *, marker: str, startdatum: date, omschrijving: str, toelichting: str) -> ZaakRef: ...
     def find_zaak_by_marker(self, *, marker: str, startdatum: date) -> ZaakRef | None: ...
     def find_zaak(self, identificatie: str) -> ZaakRef:
         """An existing zaak by its identificatie; raises ZaakNotFound."""
+        ...
+
+    def zaken_with_identificatie(self, identificatie: str) -> Sequence[ZaakRef]:
+        """Every zaak with this identificatie, of any bronorganisatie (to tell "unknown" from "not ours")."""
         ...
 
     def add_citizen_rol(self, *, zaak_url: str, bsn: Bsn, toelichting: str, existing: bool = False) -> str:
@@ -136,6 +148,15 @@ class SessionStore(OneTimeIds, Protocol):
     def update_registration(self, registration: Registration) -> None: ...
     def claim_due_registrations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Registration]:
         """Registrations due for an attempt, leased to the caller so two workers never run the same one."""
+        ...
+
+    def failed_registrations(self, *, limit: int = 100) -> Sequence[Registration]:
+        """Failed registrations, most recently failed first (the operator's list to resume)."""
+        ...
+
+    def reopen_registration(self, registration_id: str, now: datetime) -> Registration | None:
+        """Atomically make a failed registration that still holds its proof due now (pending, attempts 0,
+        error cleared, URLs kept); None when it is not failed (any more) or its proof was erased."""
         ...
 
     # §2.1 code confirmations (one per session; add returns the stored one when it already exists)

@@ -68,6 +68,11 @@ class DigidSettings:
     organization_name: str = setting("", "Organization in the SP metadata; empty: gemeente_naam")
     organization_url: str = setting("", "OrganizationURL in the SP metadata; empty: base_url")
     contact_email: str = setting("", "Technical contact e-mail in the SP metadata")
+    exchange_timeout: float = setting(
+        15.0,
+        "Overall deadline in seconds for the whole ArtifactResolve exchange (connect, send, read all); "
+        "keep it well below the web worker time-out (gunicorn: 30)",
+    )
 
 
 @dataclass
@@ -94,6 +99,13 @@ class ZgwSettings:
     taal: str = setting("nld", "taal of the proof document (ISO 639-2)")
     zaak_omschrijving: str = setting("Identificatie met DigiD tijdens videogesprek", "omschrijving of new zaken")
     check_on_start: bool = setting(True, "Resolve the catalogue at start-up and refuse to start when it fails")
+    # Demo (issue 9): the sandbox's data across restarts and processes.
+    sandbox_state_file: str = setting(
+        "",
+        "Sandbox only: JSON file keeping the sandbox's zaken and documents across restarts and worker processes "
+        "(set it for 'serve' with the sandbox and several workers); empty: in memory ('demo' uses "
+        "<instance>/zgw-sandbox.json)",
+    )
     statustype_code_klopt: str = setting(
         "Identiteit vastgesteld",
         "omschrijving of the statustype set when the behandelaar confirms the §2.1 code; empty: no status",
@@ -199,6 +211,18 @@ class Settings:
     api_key: str = setting(
         "", "Demo only: the API key the demo accepts and prints; empty: random per start", secret=True
     )
+    # Observability (issue 13): logs, request ids, metrics.
+    log_format: str = setting("text", "Log format: text (one line per record) or json (one JSON object per line)")
+    replica_name: str = setting(
+        "", "Name of this replica in log lines and the X-Served-By response header; empty: host:pid, no header"
+    )
+    metrics_token: str = setting(
+        "", "Bearer token that opens /metrics on the service's port; empty: /metrics answers 404 there", secret=True
+    )
+    metrics_port: int = setting(
+        0, "Serve Prometheus metrics without a token on this separate port (gunicorn master, worker); 0: off"
+    )
+    metrics_bind: str = setting("127.0.0.1", "Address the separate metrics port listens on (0.0.0.0 in a container)")
     digid: DigidSettings = field(default_factory=DigidSettings)
     zgw: ZgwSettings = field(default_factory=ZgwSettings)
     oidc: OidcSettings = field(default_factory=OidcSettings)
@@ -269,6 +293,10 @@ class Settings:
             raise ConfigError("ZGWID_CITIZEN_IDLE_MINUTES must be between 1 and 15 (DigiD norm)")
         if self.session_minutes < 1:
             raise ConfigError("ZGWID_SESSION_MINUTES must be at least 1")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("ZGWID_LOG_FORMAT must be text or json")
+        if self.production and self.metrics_token and len(self.metrics_token) < 32:
+            raise ConfigError("ZGWID_METRICS_TOKEN must be at least 32 characters in production")
 
 
 def _walk(obj: Any, section: str = "") -> Iterator[tuple[str, Any, str]]:

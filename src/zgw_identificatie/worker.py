@@ -40,12 +40,15 @@ def heartbeat_age(path: Path = HEARTBEAT_FILE) -> float | None:
 
 
 def run_once(services: Services, *, limit: int = 20) -> int:
-    """Process the registrations (and §2.1 code confirmations) that are due; returns how many were attempted."""
+    """Process the registrations (and §2.1 code confirmations) that are due; returns how many were attempted.
+
+    The registry is built only when something is due; when it cannot be built (wrong secret, catalogue
+    not resolvable, zaaksysteem down) each due registration records a failed attempt with backoff."""
     from .flows.registration import process_due
 
     done = process_due(
         store=services.store,
-        registry=services.registry,
+        registry_factory=lambda: services.registry,
         renderer=services.renderer,
         clock=services.clock,
         settings=services.settings,
@@ -59,12 +62,23 @@ def _confirmations(services: Services, limit: int) -> int:
     from .flows.confirmation import process_due_confirmations
 
     return process_due_confirmations(
-        store=services.store, registry=services.registry, clock=services.clock, settings=services.settings, limit=limit
+        store=services.store,
+        registry_factory=lambda: services.registry,
+        clock=services.clock,
+        settings=services.settings,
+        limit=limit,
     )
 
 
 def purge(services: Services) -> dict[str, int]:
     counts = services.store.purge(services.clock.now())
+    if services.settings.digid.simulator:
+        from .demo.digid_simulator import purge_expired
+
+        counts = {**counts, "simulator_state": purge_expired(services.store, services.clock.now())}
+    from .metrics import count_purge
+
+    count_purge(counts)
     if any(counts.values()):
         log.info("purged expired records: %s", counts)
     return counts

@@ -152,6 +152,70 @@ def test_due_registrations_are_leased_to_one_worker_at_a_time(store):
     assert store.claim_due_registrations(clock.now() + timedelta(seconds=61), lease_seconds=60, limit=10)
 
 
+def test_a_failed_registration_is_reopened_once_with_its_urls_and_its_behandelaar(store):
+    """Issue 9: reopen is a conditional update: a second (racing) reopen gets None; URLs and user stay."""
+    import threading
+
+    clock = FixedClock()
+    reg = Registration(
+        id="r-failed",
+        session_id="s1",
+        proof=proof(clock),
+        existing_zaak=None,
+        state=RegistrationState.FAILED,
+        created_at=clock.now(),
+        updated_at=clock.now(),
+        next_attempt_at=clock.now(),
+        attempts=3,
+        zaak_url="http://z/1",
+        zaak_identificatie="ZAAK-1",
+        uncertain_step="rol",
+        error="rol: 403",
+        invalid_params=(("x", "y", "z"),),
+        user_id="local:a",
+        user_representation="Sanne",
+    )
+    store.add_registration(reg)
+    clock.advance(minutes=5)
+    barrier = threading.Barrier(4)
+    won: list[Registration | None] = []
+
+    def reopen() -> None:
+        barrier.wait()
+        won.append(store.reopen_registration("r-failed", clock.now()))
+
+    threads = [threading.Thread(target=reopen) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reopened = [r for r in won if r is not None]
+    assert len(reopened) == 1
+    (r,) = reopened
+    assert r.state is RegistrationState.PENDING and r.attempts == 0 and r.error is None and r.invalid_params == ()
+    assert (r.zaak_url, r.zaak_identificatie, r.uncertain_step) == ("http://z/1", "ZAAK-1", "rol")
+    assert (r.user_id, r.user_representation) == ("local:a", "Sanne")
+    assert r.proof is not None and r.proof.bsn.value == BSN
+    assert [c.id for c in store.claim_due_registrations(clock.now(), lease_seconds=60, limit=5)] == ["r-failed"]
+
+
+def test_a_failed_registration_without_its_proof_is_not_reopened(store):
+    clock = FixedClock()
+    reg = Registration(
+        id="r-erased",
+        session_id="s1",
+        proof=None,
+        existing_zaak=None,
+        state=RegistrationState.FAILED,
+        created_at=clock.now(),
+        updated_at=clock.now(),
+        next_attempt_at=clock.now(),
+    )
+    store.add_registration(reg)
+    assert store.reopen_registration("r-erased", clock.now()) is None
+    assert store.get_registration("r-erased").state is RegistrationState.FAILED
+
+
 def test_sessions_are_listed_per_owner_newest_first(store):
     """A behandelaar's overview shows only their own sessions."""
     clock = FixedClock()

@@ -326,3 +326,65 @@ def test_a_process_starting_while_the_zaaksysteem_is_down_starts_and_registers_o
     app = create_app(settings, adapters={"http": http, "clock": clock})
     zgw.sandbox.faults.clear()
     assert services_of(app).registry.refs is not None
+
+
+def test_a_registry_that_cannot_be_built_is_a_recorded_attempt_with_backoff_and_one_log_line(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 9 #2: a wrong ZGW secret with check_on_start off. The worker records each failure as an attempt
+    (error stored and shown on the session), backs off, logs one line per attempt without a traceback, and
+    registers once the secret is fixed."""
+    import logging
+
+    import requests
+
+    from zgw_identificatie import worker
+    from zgw_identificatie.app import create_app, services_of
+    from zgw_identificatie.demo.zgw_sandbox import SandboxTransport
+    from zgw_identificatie.testing.settings import make_settings
+
+    clock = FixedClock(datetime(2026, 11, 29, 14, 0, tzinfo=UTC))
+    zgw = Zaaksysteem(clock)
+    roots = sandbox_api_roots(BASE)
+    settings = make_settings(
+        tmp_path,
+        zgw__sandbox=False,
+        zgw__secret="a-wrong-secret-0123456789abcdef0123",
+        zgw__check_on_start=False,
+        zgw__zaken_url=roots["zaken"],
+        zgw__documenten_url=roots["documenten"],
+        zgw__catalogi_url=roots["catalogi"],
+        worker_in_process=False,
+    )
+    http = requests.Session()
+    http.mount(BASE + "/sandbox/", SandboxTransport(zgw.app))
+    services = services_of(create_app(settings, adapters={"http": http, "clock": clock}))
+    (reg,) = start(services.store, clock, settings, 1)  # type: ignore[arg-type]
+
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    assert worker.run_once(services) == 1
+    first = services.store.get_registration(reg.id)
+    assert first is not None and first.state is RegistrationState.RETRYING and first.attempts == 1
+    assert first.error is not None and "ZGWID_ZGW_SECRET" in first.error
+    session = services.store.get(reg.session_id)
+    assert session is not None and session.registration_error == first.error
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(problems) == 1 and problems[0].exc_info is None
+    assert reg.id in problems[0].getMessage()
+
+    caplog.clear()
+    assert worker.run_once(services) == 0  # not due yet: nothing attempted, nothing logged
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    clock.advance(seconds=2)
+    assert worker.run_once(services) == 1
+    second = services.store.get_registration(reg.id)
+    assert second is not None and second.attempts == 2
+    assert (second.next_attempt_at - clock.now()).total_seconds() == 4
+
+    settings.zgw.secret = zgw.settings.zgw.secret  # the operator fixes the secret
+    clock.advance(seconds=4)
+    assert worker.run_once(services) == 1
+    done = services.store.get_registration(reg.id)
+    assert done is not None and done.state is RegistrationState.DONE, done.error
+    assert zgw.totals() == dict.fromkeys(KINDS, 1)

@@ -27,7 +27,7 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest
 
 import third_party
 from zgw_identificatie.adapters.zgw import CatalogueRefs, ZgwHttpRegistry, ZgwJwtAuth, build_registry
-from zgw_identificatie.adapters.zgw.registry import document_identificatie
+from zgw_identificatie.adapters.zgw.registry import check_access, document_identificatie
 from zgw_identificatie.domain.bsn import Bsn
 from zgw_identificatie.domain.errors import RegistrationFailed, RegistryUnavailable, ZaakNotFound
 from zgw_identificatie.settings import ConfigError, Settings
@@ -517,6 +517,42 @@ def test_a_bsn_echoed_by_the_server_does_not_reach_the_exception_or_the_log(
     assert BSN not in str(caught.value)
     assert BSN not in json.dumps(caught.value.invalid_params)
     assert BSN not in caplog.text
+
+
+# --- check-config (issue 9 #3) --------------------------------------------------------------------
+
+
+def test_check_access_reads_each_api_and_prints_what_it_resolved(api: responses.RequestsMock) -> None:
+    catalogue_answers(api)
+    api.get(ZAKEN + "zaken", json=page())
+    api.get(DOCUMENTEN + "enkelvoudiginformatieobjecten", json=page())
+    lines = check_access(build_registry(make_settings(), today=date(2026, 11, 29)))
+    text = "\n".join(lines)
+    assert ZAAKTYPE["url"] in text and IOTYPE_URL in text
+    assert f"{ZAKEN} (read with zaken.lezen: ok)" in text
+    assert f"{DOCUMENTEN} (read with documenten.lezen: ok)" in text
+    reads = [urlsplit(c.request.url).path for c in api.calls if not c.request.url.startswith(CATALOGI)]
+    assert reads == ["/zaken/api/v1/zaken", "/documenten/api/v1/enkelvoudiginformatieobjecten"]
+
+
+@pytest.mark.parametrize(("api_name", "scope"), [("zaken", "zaken.lezen"), ("documenten", "documenten.lezen")])
+def test_check_access_names_the_missing_scope(api: responses.RequestsMock, api_name: str, scope: str) -> None:
+    catalogue_answers(api)
+    denied = {
+        "type": "x",
+        "code": "permission_denied",
+        "title": "U heeft geen toestemming om deze actie uit te voeren.",
+        "status": 403,
+        "detail": "",
+        "instance": "urn:uuid:9",
+    }
+    if api_name == "zaken":
+        api.get(ZAKEN + "zaken", status=403, json=denied)
+    else:
+        api.get(ZAKEN + "zaken", json=page())
+        api.get(DOCUMENTEN + "enkelvoudiginformatieobjecten", status=403, json=denied)
+    with pytest.raises(ConfigError, match=f"lacks the scope {scope}"):
+        check_access(build_registry(make_settings(), today=date(2026, 11, 29)))
 
 
 # --- §2.1 code confirmation: a later status of a configured statustype (flows/confirmation.py) -----------

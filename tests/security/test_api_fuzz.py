@@ -43,6 +43,7 @@ def api_schema(api_app):
 OPERATIONS = [
     ("/sessions", "POST"),
     ("/sessions/{id}", "GET"),
+    ("/sessions/{id}/registration/retry", "POST"),
     ("/sessions/{id}/complete", "POST"),
     ("/sessions/{id}/confirmation", "POST"),
 ]

@@ -33,6 +33,8 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from zgw_identificatie.adapters.digid import DigidServiceProvider
 from zgw_identificatie.adapters.digid.artifact import make_artifact
+from zgw_identificatie.adapters.digid.keys import KeyPair
+from zgw_identificatie.adapters.digid.xmldsig import sign
 from zgw_identificatie.domain.assurance import AssuranceLevel
 from zgw_identificatie.domain.errors import DigidCancelled, DigidFailed
 from zgw_identificatie.testing.clock import FixedClock
@@ -303,6 +305,47 @@ def test_an_assertion_whose_signature_was_stripped_is_refused(h: AttackHarness) 
 def test_a_signed_response_around_an_unsigned_assertion_is_refused(h: AttackHarness) -> None:
     """§8.7: wantAssertionsSigned; a signature on the inner Response does not replace it."""
     refused(h, sign_assertion=False, sign_response=True)
+
+
+def test_a_validly_signed_inner_response_around_a_signed_assertion_is_accepted(h: AttackHarness) -> None:
+    """Issue 9 #7: should DigiD sign the Response too, a signature by a pinned certificate is no attack."""
+    assert h.run(sign_response=True).bsn.value == VALID_BSN
+
+
+def _signed_by(xml: str, pair: KeyPair) -> str:
+    text = sign(xml, pair.key_pem, pair.cert_pem).decode("utf-8")
+    return text.split("?>", 1)[1] if text.startswith("<?xml") else text
+
+
+def test_an_inner_response_signed_with_an_attacker_key_is_refused(h: AttackHarness) -> None:
+    """Only pinned certificates verify the inner Response, as everything else (the assertion stays valid)."""
+    refused(
+        h,
+        "inner Response signature: signature invalid",
+        edit_response=lambda xml: _signed_by(xml, keys("attacker")),
+    )
+
+
+def test_an_inner_response_changed_after_signing_is_refused(h: AttackHarness) -> None:
+    """A valid-looking signature over other content (here an added Consent attribute) does not verify."""
+    refused(
+        h,
+        "inner Response signature",
+        sign_response=True,
+        edit_response=lambda xml: xml.replace(' Version="2.0"', ' Version="2.0" Consent="urn:x"', 1),
+    )
+
+
+def test_an_inner_response_with_two_signatures_is_refused(h: AttackHarness) -> None:
+    """Exactly one enveloped signature on the Response."""
+
+    def twice(xml: str) -> str:
+        issuer_end = xml.index("</saml:Issuer>") + len("</saml:Issuer>")
+        sig_start = xml.index("<ds:Signature")
+        sig = xml[sig_start : xml.index("</ds:Signature>", sig_start) + len("</ds:Signature>")]
+        return xml[:issuer_end] + sig + xml[issuer_end:]
+
+    refused(h, "inner Response signature", sign_response=True, edit_response=twice)
 
 
 def test_an_assertion_signed_with_an_attacker_key_and_embedded_cert_is_refused(h: AttackHarness) -> None:

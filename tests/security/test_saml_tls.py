@@ -41,6 +41,7 @@ from zgw_identificatie.testing.digid import MemoryOneTimeIds
 ARS_PATH = "/saml/idp/resolve_artifact"
 READ_TIMEOUT = 1.0
 CONNECT_TIMEOUT = 1.0
+TRICKLE_INTERVAL = 0.1  # well inside READ_TIMEOUT: no single read ever times out
 CLIENT_SUBJECT = "zgwid test SP client (PKIoverheid stand-in)"
 
 
@@ -170,6 +171,20 @@ class _ArsHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/xml; charset=utf-8")
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
+        if self.server.trickle_bytes:
+            self.wfile.flush()
+            try:
+                for i in range(min(self.server.trickle_bytes, len(answer))):
+                    self.wfile.write(answer[i : i + 1])
+                    self.wfile.flush()
+                    self.server.trickled += 1
+                    time.sleep(TRICKLE_INTERVAL)
+                self.wfile.write(answer[self.server.trickle_bytes :])
+                self.wfile.flush()
+                self.server.trickle_done.set()
+            except OSError:
+                self.server.trickle_broken.set()  # the client closed the connection
+            return
         self.wfile.write(answer)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -194,6 +209,10 @@ class ArsServer(ThreadingHTTPServer):
         self.hang = threading.Event()
         self.drop = threading.Event()  # read the ArtifactResolve, then close without an answer
         self.release = threading.Event()
+        self.trickle_bytes = 0  # > 0: send the headers, then this many body bytes one by one, then the rest
+        self.trickled = 0
+        self.trickle_done = threading.Event()
+        self.trickle_broken = threading.Event()
 
     def get_request(self) -> tuple[Any, Any]:
         sock, address = self.socket.accept()
@@ -234,7 +253,7 @@ class World:
         self.servers.append(server)
         return server
 
-    def sp(self, ars_url: str, *, client_cert: bool = True) -> DigidServiceProvider:
+    def sp(self, ars_url: str, *, client_cert: bool = True, exchange_timeout: float = 15.0) -> DigidServiceProvider:
         """The SP built from settings, as in production: CA bundle = the test CA, client cert from the client CA."""
         idp_cert = self.folder / "idp.crt"
         sp_cert, sp_key = self.folder / "sp.crt", self.folder / "sp.key"
@@ -254,6 +273,7 @@ class World:
             ca_bundle_file=str(self.pki.ca.cert_file),
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=READ_TIMEOUT,
+            exchange_timeout=exchange_timeout,
         )
         config = sp_config_from_settings(Settings(base_url=BASE_URL, digid=digid))
         http = requests.Session()  # the plain HTTPAdapter: no in-process transport is mounted
@@ -405,3 +425,25 @@ def test_a_refused_connection_is_retried_once_and_then_refused(world: World) -> 
     started = time.monotonic()
     _refused(world, world.sp(f"https://127.0.0.1:{port}{ARS_PATH}"), "unreachable")
     assert time.monotonic() - started < CONNECT_TIMEOUT
+
+
+def test_a_trickling_artifact_response_ends_at_the_overall_deadline_and_the_connection_is_closed(world: World) -> None:
+    """Issue 9 #6: a byte every 0.1 s never trips the per-read time-out. Without one deadline for the whole
+    exchange the login would wait for all 60 trickled bytes and then succeed; with a 1 s deadline it is
+    refused long before (fewer bytes read than trickled), and the SP closes the connection."""
+    server = world.server(world.pki.server)
+    server.trickle_bytes = 60
+    _refused(world, world.sp(server.url, exchange_timeout=1.0), "deadline")
+    assert 0 < server.trickled < server.trickle_bytes
+    assert _eventually(server.trickle_broken.is_set, seconds=5.0), "the SP kept the trickling connection open"
+    assert not server.trickle_done.is_set()
+    assert len(server.requests) == 1
+
+
+def test_a_slow_but_complete_artifact_response_within_the_deadline_is_accepted(world: World) -> None:
+    """The deadline bounds the exchange, it does not refuse a slow answer that completes in time."""
+    server = world.server(world.pki.server)
+    server.trickle_bytes = 5
+    identity = world.login(world.sp(server.url, exchange_timeout=10.0))
+    assert identity.bsn.value == VALID_BSN
+    assert server.trickle_done.is_set() and server.trickled == 5

@@ -67,7 +67,7 @@ class World:
 
     def work(self) -> int:
         return process_due_confirmations(
-            store=self.store, registry=self.registry, clock=self.clock, settings=self.settings
+            store=self.store, registry_factory=lambda: self.registry, clock=self.clock, settings=self.settings
         )
 
     def stored(self):  # type: ignore[no-untyped-def]

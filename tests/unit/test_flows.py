@@ -116,6 +116,34 @@ def test_known_citizen_can_attach_its_proof_to_an_existing_zaak(env):
     assert registry.called("link_document")[0]["zaak_url"] == existing.url
 
 
+@pytest.mark.parametrize("zaak", [None, "ZAAK-2026-0000000042"])
+def test_a_failed_code_check_records_nothing_in_the_zaaksysteem_and_says_so(env, zaak):
+    """Issue 9 #4: a §2.2 mismatch is no proof: no zaak, rol or document (no stranger's BSN on the zaak);
+    the registration is "skipped" with its reason, and the audit log names the mismatch."""
+    registry = FakeZaakRegistry()
+    registry.add_existing_zaak("ZAAK-2026-0000000042")
+    s = known_citizen.start(BSN, register=True, zaak_identificatie=zaak, **owner(), **env)
+    done = known_citizen.citizen_authenticated(s, FakeIdentityProvider().login_as(OTHER), **env)
+    assert done.code_match is False
+    assert process_due(registry=registry, renderer=FakeProofRenderer(), limit=5, **env) == 0
+    assert [name for name, _ in registry.calls] == []
+    assert env["store"].registration_for_session(s.id) is None
+    stored = env["store"].get(s.id)
+    assert stored.registration_state is RegistrationState.SKIPPED
+    assert "control codes differ" in stored.registration_error
+    events = [(e.event, e.outcome) for e in env["store"].audit if e.session_id == s.id]
+    assert ("digid-login", "code-mismatch") in events and ("registration-skipped", "code-mismatch") in events
+
+
+def test_a_matching_code_check_is_recorded_as_proof(env):
+    s = known_citizen.start(BSN, register=True, **owner(), **env)
+    known_citizen.citizen_authenticated(s, FakeIdentityProvider().login_as(BSN), **env)
+    registry = FakeZaakRegistry()
+    assert process_due(registry=registry, renderer=FakeProofRenderer(), limit=5, **env) == 1
+    assert registry.called("upload_document")[0]["titel"] == "Bewijs van identificatie met DigiD"
+    assert env["store"].get(s.id).registration_state is RegistrationState.DONE
+
+
 def test_mutual_stores_the_bsn_and_complete_erases_the_record_and_leaves_an_audit_hash(env):
     """§2.3: BSN on the record after login; Voltooien hard-deletes; audit keeps a keyed hash only."""
     s = mutual.start(**owner(), **env)

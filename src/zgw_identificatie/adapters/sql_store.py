@@ -125,6 +125,20 @@ registrations = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("invalid_params", sa.Text),
     sa.Column("lease_until", UTCDateTime()),
+    sa.Column("user_id", sa.String(255)),
+    sa.Column("user_representation", sa.String(255)),
+    sa.Column("request_id", sa.String(64)),  # migration 0008
+)
+
+#: Demo only (migration 0008): the DigiD simulator's pending logins and issued artifacts, shared by every
+#: process and replica that runs the simulator. Values are encrypted (an artifact holds a BSN).
+demo_digid_state = sa.Table(
+    "demo_digid_state",
+    metadata,
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value_enc", sa.LargeBinary, nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
 )
 
 code_confirmations = sa.Table(
@@ -351,6 +365,9 @@ class SqlSessionStore:
             "uncertain_step": reg.uncertain_step,
             "error": reg.error,
             "invalid_params": json.dumps([list(p) for p in reg.invalid_params]),
+            "user_id": reg.user_id,
+            "user_representation": reg.user_representation,
+            "request_id": reg.request_id,
         }
 
     def _registration(self, r: Any) -> Registration:
@@ -374,6 +391,9 @@ class SqlSessionStore:
             uncertain_step=r.uncertain_step,
             error=r.error,
             invalid_params=tuple(tuple(p) for p in json.loads(r.invalid_params or "[]")),
+            user_id=r.user_id,
+            user_representation=r.user_representation,
+            request_id=r.request_id,
         )
 
     def add_registration(self, registration: Registration) -> None:
@@ -429,6 +449,40 @@ class SqlSessionStore:
                     row = conn.execute(registrations.select().where(registrations.c.id == reg_id)).one()
                     claimed.append(self._registration(row))
         return claimed
+
+    def failed_registrations(self, *, limit: int = 100) -> Sequence[Registration]:
+        query = (
+            registrations.select()
+            .where(registrations.c.state == RegistrationState.FAILED.value)
+            .order_by(registrations.c.updated_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [self._registration(row) for row in conn.execute(query)]
+
+    def reopen_registration(self, registration_id: str, now: datetime) -> Registration | None:
+        with self.engine.begin() as conn:
+            won = conn.execute(
+                registrations.update()
+                .where(
+                    registrations.c.id == registration_id,
+                    registrations.c.state == RegistrationState.FAILED.value,
+                    registrations.c.payload_enc.is_not(None),
+                )
+                .values(
+                    state=RegistrationState.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    updated_at=now,
+                    error=None,
+                    invalid_params="[]",
+                    lease_until=None,
+                )
+            ).rowcount
+            if won != 1:
+                return None
+            row = conn.execute(registrations.select().where(registrations.c.id == registration_id)).one()
+        return self._registration(row)
 
     # --- §2.1 code confirmations -----------------------------------------------------------
 

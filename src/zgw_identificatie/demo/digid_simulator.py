@@ -4,8 +4,10 @@ It checks the signed AuthnRequest (HTTP-POST binding) against the SP certificate
 one with a plain 404, as DigiD does; shows a login page where a tester types a BSN and picks a level
 (also one lower than requested, to see the refusal); redirects back with a type 0x0004 SAMLart; and
 answers the signed SOAP ArtifactResolve with a signed ArtifactResponse holding an unsigned Response
-with a signed Assertion shaped like DigiD's (DIGID-SAML-NOTES §2.3, §2.4). Artifacts are single
-use, kept in memory under a lock, with a short TTL.
+with a signed Assertion shaped like DigiD's (DIGID-SAML-NOTES §2.3, §2.4). Pending logins and
+artifacts are single use, with a short TTL, and live in the service's database (table
+``demo_digid_state``, encrypted), so the SSO, the login form and the back channel may each land on
+another worker process or replica; without a SQL store (unit tests) they live in memory.
 
 Mounted by the app at ``/demo/digid`` (see ``SIMULATOR_PREFIX``); refuses to exist in production.
 """
@@ -14,10 +16,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, redirect, render_template_string, request, url_for
@@ -68,6 +73,120 @@ class IssuedArtifact:
     bsn: str | None  # None: cancelled
     level: AssuranceLevel
     expires_at: datetime
+
+
+class SimulatorState(Protocol):
+    """Where the simulator keeps pending logins and issued artifacts: single use, with an expiry."""
+
+    def put(self, kind: str, key: str, value: dict[str, Any], expires_at: datetime, now: datetime) -> None: ...
+    def get(self, kind: str, key: str, now: datetime) -> dict[str, Any] | None: ...
+    def take(self, kind: str, key: str, now: datetime) -> dict[str, Any] | None:
+        """Atomically remove and return an unexpired entry; None when absent, taken or expired."""
+        ...
+
+
+class MemorySimulatorState:
+    """One process only (unit tests)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, str], tuple[dict[str, Any], datetime]] = {}
+
+    def _purge(self, now: datetime) -> None:
+        for k in [k for k, (_, exp) in self._items.items() if exp <= now]:
+            del self._items[k]
+
+    def put(self, kind: str, key: str, value: dict[str, Any], expires_at: datetime, now: datetime) -> None:
+        with self._lock:
+            self._purge(now)
+            self._items[(kind, key)] = (value, expires_at)
+
+    def get(self, kind: str, key: str, now: datetime) -> dict[str, Any] | None:
+        with self._lock:
+            self._purge(now)
+            item = self._items.get((kind, key))
+            return item[0] if item else None
+
+    def take(self, kind: str, key: str, now: datetime) -> dict[str, Any] | None:
+        with self._lock:
+            self._purge(now)
+            item = self._items.pop((kind, key), None)
+            return item[0] if item else None
+
+
+class SqlSimulatorState:
+    """Shared by every process and replica on the same database; values encrypted (an artifact holds a BSN)."""
+
+    def __init__(self, engine: Any, cipher: Any) -> None:
+        self.engine = engine
+        self.cipher = cipher
+
+    def put(self, kind: str, key: str, value: dict[str, Any], expires_at: datetime, now: datetime) -> None:
+        from ..adapters.sql_store import demo_digid_state as t
+
+        blob = self.cipher.encrypt(json.dumps(value).encode())
+        with self.engine.begin() as conn:
+            conn.execute(t.delete().where(t.c.expires_at <= now))
+            conn.execute(t.insert().values(kind=kind, key=key, value_enc=blob, expires_at=expires_at))
+
+    def get(self, kind: str, key: str, now: datetime) -> dict[str, Any] | None:
+        from ..adapters.sql_store import demo_digid_state as t
+
+        with self.engine.connect() as conn:
+            row = conn.execute(t.select().where(t.c.kind == kind, t.c.key == key[:100], t.c.expires_at > now)).first()
+        return json.loads(self.cipher.decrypt(row.value_enc)) if row else None
+
+    def take(self, kind: str, key: str, now: datetime) -> dict[str, Any] | None:
+        from ..adapters.sql_store import demo_digid_state as t
+
+        where = (t.c.kind == kind, t.c.key == key[:100])
+        with self.engine.begin() as conn:
+            row = conn.execute(t.select().where(*where)).first()
+            if row is None or conn.execute(t.delete().where(*where)).rowcount != 1:
+                return None  # another process took it first
+        if row.expires_at <= now:
+            return None
+        return json.loads(self.cipher.decrypt(row.value_enc))
+
+
+def purge_expired(store: Any, now: datetime) -> int:
+    """Erase expired simulator entries (an artifact nobody resolved still holds an encrypted BSN)."""
+    engine = getattr(store, "engine", None)
+    if engine is None:
+        return 0
+    from ..adapters.sql_store import demo_digid_state as t
+
+    with engine.begin() as conn:
+        return int(conn.execute(t.delete().where(t.c.expires_at <= now)).rowcount)
+
+
+def state_for(store: Any) -> SimulatorState:
+    """The store's database when it has one (the app), else memory."""
+    if store is not None and getattr(store, "engine", None) is not None and getattr(store, "cipher", None):
+        return SqlSimulatorState(store.engine, store.cipher)
+    return MemorySimulatorState()
+
+
+def _login_to_dict(login: PendingLogin) -> dict[str, Any]:
+    return {
+        "request_id": login.request_id,
+        "acs_url": login.acs_url,
+        "relay_state": login.relay_state,
+        "requested": login.requested.name,
+        "force_authn": login.force_authn,
+        "expires_at": login.expires_at.isoformat(),
+    }
+
+
+def _login_from_dict(data: dict[str, Any]) -> PendingLogin:
+    return PendingLogin(
+        request_id=data["request_id"],
+        acs_url=data["acs_url"],
+        relay_state=data["relay_state"],
+        requested=AssuranceLevel[data["requested"]],
+        force_authn=bool(data["force_authn"]),
+        expires_at=datetime.fromisoformat(data["expires_at"]),
+    )
 
 
 class DigidMessages:
@@ -187,7 +306,7 @@ class DigidMessages:
 
 
 class _Simulator:
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(self, settings: Settings, clock: Clock, state: SimulatorState | None = None) -> None:
         files = simulator_key_files(settings.instance_path)
         base = settings.base_url.rstrip("/")
         self.clock = clock
@@ -204,14 +323,7 @@ class _Simulator:
             key_pem=read_pem(files.idp_key),
             cert_pem=self.idp_cert,
         )
-        self._lock = threading.Lock()
-        self._pending: dict[str, PendingLogin] = {}
-        self._artifacts: dict[str, IssuedArtifact] = {}
-
-    def _purge(self, now: datetime) -> None:
-        for store in (self._pending, self._artifacts):
-            for key in [k for k, v in store.items() if v.expires_at <= now]:
-                del store[key]
+        self.state: SimulatorState = state or MemorySimulatorState()
 
     def read_authn_request(self, encoded: str, relay_state: str) -> PendingLogin | None:
         """DigiD's validate_authn_request: a bad signature, issuer, destination or ACS gives None (→ 404)."""
@@ -257,31 +369,37 @@ class _Simulator:
 
     def add_pending(self, login: PendingLogin) -> str:
         key = secrets.token_urlsafe(24)
-        with self._lock:
-            self._purge(self.clock.now())
-            self._pending[key] = login
+        self.state.put("login", key, _login_to_dict(login), login.expires_at, self.clock.now())
         return key
 
     def get_pending(self, key: str) -> PendingLogin | None:
-        with self._lock:
-            self._purge(self.clock.now())
-            return self._pending.get(key)
+        data = self.state.get("login", key, self.clock.now()) if key else None
+        return _login_from_dict(data) if data else None
 
     def issue(self, key: str, *, bsn: str | None, level: AssuranceLevel) -> tuple[PendingLogin, str] | None:
         now = self.clock.now()
-        with self._lock:
-            self._purge(now)
-            login = self._pending.pop(key, None)
-            if login is None:
-                return None
-            artifact = make_artifact(self.idp_entity_id)
-            self._artifacts[artifact] = IssuedArtifact(login=login, bsn=bsn, level=level, expires_at=now + ARTIFACT_TTL)
+        data = self.state.take("login", key, now) if key else None
+        if data is None:
+            return None
+        login = _login_from_dict(data)
+        artifact = make_artifact(self.idp_entity_id)
+        issued = {"login": data, "bsn": bsn, "level": level.name}
+        self.state.put("artifact", hashlib.sha256(artifact.encode()).hexdigest(), issued, now + ARTIFACT_TTL, now)
         return login, artifact
 
     def take(self, artifact: str) -> IssuedArtifact | None:
-        with self._lock:
-            self._purge(self.clock.now())
-            return self._artifacts.pop(artifact, None)
+        now = self.clock.now()
+        if not artifact:
+            return None
+        data = self.state.take("artifact", hashlib.sha256(artifact.encode()).hexdigest(), now)
+        if data is None:
+            return None
+        return IssuedArtifact(
+            login=_login_from_dict(data["login"]),
+            bsn=data["bsn"],
+            level=AssuranceLevel[data["level"]],
+            expires_at=now + ARTIFACT_TTL,
+        )
 
     def resolve(self, body: bytes) -> bytes | None:
         """Answer an ArtifactResolve; None (→ 404) when its signature or issuer is wrong (notes §2.3)."""
@@ -387,10 +505,11 @@ LOGIN_PAGE = """<!doctype html>
 """
 
 
-def create_simulator_blueprint(settings: Settings, *, clock: Clock) -> Blueprint:
-    """The simulator's routes; mount at ``url_prefix=SIMULATOR_PREFIX`` ("/demo/digid")."""
+def create_simulator_blueprint(settings: Settings, *, clock: Clock, store: Any = None) -> Blueprint:
+    """The simulator's routes; mount at ``url_prefix=SIMULATOR_PREFIX`` ("/demo/digid"). With the app's SQL
+    ``store`` its state is shared by every process and replica on that database."""
     refuse_in_production(settings)
-    sim = _Simulator(settings, clock)
+    sim = _Simulator(settings, clock, state_for(store))
     bp = Blueprint("digid_simulator", __name__)
 
     def page(

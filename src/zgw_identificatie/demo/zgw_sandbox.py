@@ -19,14 +19,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
+import json
+import os
 import re
 import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -188,9 +193,61 @@ class ZgwSandbox:
     requests_seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path?query), no bodies
     _counters: dict[str, int] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    #: A JSON file that keeps the state across restarts and shares it between processes (demo); None: memory.
+    state_file: str | None = None
+    _state_mtime: tuple[int, int, int] | None = None  # (inode, mtime_ns, size) of the file last read or written
 
     def __post_init__(self) -> None:
-        self._seed()
+        if self.state_file is None:
+            self._seed()
+            return
+        with self.synced(write=False):
+            if self._state_mtime is None:  # no file yet: the first process seeds the catalogue and writes it
+                self._seed()
+                self._save()
+
+    # -- persistence (demo): one JSON file, an exclusive lock, reloaded when another process wrote it --
+
+    @contextmanager
+    def synced(self, *, write: bool) -> Iterator[None]:
+        """Hold the state: in memory under a lock; with ``state_file`` also under a file lock, reloading what
+        another process wrote and saving after a write."""
+        if self.state_file is None:
+            with self._lock:
+                yield
+            return
+        path = Path(self.state_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(str(path) + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if path.is_file() and _stamp(path) != self._state_mtime:
+                    self._load(path)
+                yield
+                if write:
+                    self._save()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load(self, path: Path) -> None:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        self.resources = data["resources"]
+        self.blobs = {k: base64.b64decode(v) for k, v in data["blobs"].items()}
+        self._counters = data["counters"]
+        self._state_mtime = _stamp(path)
+
+    def _save(self) -> None:
+        assert self.state_file is not None
+        path = Path(self.state_file)
+        data = {
+            "resources": self.resources,
+            "blobs": {k: base64.b64encode(v).decode("ascii") for k, v in self.blobs.items()},
+            "counters": self._counters,
+        }
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+        self._state_mtime = _stamp(path)
 
     # -- URLs: resources hold keys ("zaken/api/v1/zaken/<uuid>"), answers hold absolute URLs --
 
@@ -376,8 +433,8 @@ class ZgwSandbox:
 
     def add_zaak(self, identificatie: str | None = None, *, startdatum: date | None = None) -> dict[str, Any]:
         """A zaak of the sandbox's zaaktype made outside the service (for 'attach to an existing zaak')."""
-        zaaktype = self.all("zaaktypen")[0]["url"]
-        with self._lock:
+        with self.synced(write=True):
+            zaaktype = self.all("zaaktypen")[0]["url"]
             return self._create_zaak(
                 {
                     "bronorganisatie": self.rsin,
@@ -409,7 +466,7 @@ class ZgwSandbox:
             if fault and not fault.processed:
                 return self._faulted(Response(status=504), fault)
             self._check_jwt()
-            with self._lock:
+            with self.synced(write=method == "POST"):
                 status, body, headers = self._dispatch(api, path, method, base)
         except _Problem as problem:
             status, body, headers = problem.status, self._problem_body(problem, base), {}
@@ -989,7 +1046,7 @@ class ZgwSandbox:
     # -- the backoffice page -------------------------------------------------------------------
 
     def overview(self) -> list[dict[str, Any]]:
-        with self._lock:
+        with self.synced(write=False):
             documents = {d["url"]: d for d in self.all("enkelvoudiginformatieobjecten")}
             zaken = sorted(self.all("zaken"), key=lambda z: z["identificatie"], reverse=True)
             rows = []
@@ -1024,7 +1081,7 @@ class SandboxBlueprint(Blueprint):
 
 
 def create_sandbox_blueprint(
-    settings: Settings, *, clock: Clock | None = None, page_size: int = 100
+    settings: Settings, *, clock: Clock | None = None, page_size: int = 100, state_file: str | None = None
 ) -> SandboxBlueprint:
     """The sandbox as a Flask blueprint; mount it with ``url_prefix="/sandbox"``.
 
@@ -1038,6 +1095,7 @@ def create_sandbox_blueprint(
         rsin=settings.rsin,
         clock=clock or _SystemClock(),
         page_size=page_size,
+        state_file=state_file if state_file is not None else (settings.zgw.sandbox_state_file or None),
     )
     bp = SandboxBlueprint("sandbox", __name__, template_folder="templates")
     bp.sandbox = sandbox
@@ -1056,11 +1114,13 @@ def create_sandbox_blueprint(
     @bp.get("/documenten/<uuid:doc_id>.pdf")
     def document_pdf(doc_id: uuid.UUID) -> Response:
         key = f"documenten/api/v1/enkelvoudiginformatieobjecten/{doc_id}"
-        document = sandbox._find("enkelvoudiginformatieobjecten", key)
+        with sandbox.synced(write=False):
+            document = sandbox._find("enkelvoudiginformatieobjecten", key)
+            content = sandbox.blobs.get(key, b"")
         if document is None:
             abort(404)
         return Response(
-            sandbox.blobs[key],
+            content,
             mimetype=document.get("formaat") or "application/octet-stream",
             headers={"Content-Disposition": f'inline; filename="{_safe(document["bestandsnaam"])}"'},
         )
@@ -1078,6 +1138,11 @@ def create_sandbox_blueprint(
             )
 
     return bp
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _safe(name: str) -> str:

@@ -35,6 +35,11 @@ class Registration:
     uncertain_step: str | None = None  # a write whose outcome is unknown (time-out): look before retrying
     error: str | None = None
     invalid_params: tuple[tuple[str, str, str], ...] = ()  # (name, code, reason)
+    # The behandelaar who started the session: sent as the ZGW JWT's user_id / user_representation, so the
+    # zaaksysteem's audit trail names who identified whom (kept after the session is erased).
+    user_id: str | None = None
+    user_representation: str | None = None
+    request_id: str | None = None  # X-Request-Id of the request that started it: the worker logs under it
 
     @property
     def finished(self) -> bool:

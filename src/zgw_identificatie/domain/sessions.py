@@ -46,6 +46,7 @@ class RegistrationState(StrEnum):
     RETRYING = "retrying"
     DONE = "done"
     FAILED = "failed"
+    SKIPPED = "skipped"  # §2.2 codes differ: nothing is recorded in the zaaksysteem (no proof exists)
 
 
 def new_session_id() -> str:

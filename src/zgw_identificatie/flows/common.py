@@ -117,6 +117,9 @@ def audit_hash(settings: Settings, identity: DigidIdentity) -> str:
 def create(session: IdentificationSession, *, store: SessionStore, clock: Clock) -> IdentificationSession:
     """Store a new session and record who started it."""
     store.add(session)
+    from .. import metrics
+
+    metrics.IDENTIFICATIONS.labels(session.flow.value, "started").inc()
     audit(store, clock, session, actor=session.owner_id, event="session-created")
     return session
 

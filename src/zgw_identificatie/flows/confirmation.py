@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -134,15 +135,20 @@ def run_confirmation(
     zaak_url = c.zaak_url
     assert zaak_url is not None
     try:
-        status_url = registry.find_status_of_type(zaak_url=zaak_url, statustype_omschrijving=omschrijving)
-        if status_url is None:
-            # Write ahead: a crash between the server's answer and the save below makes the next attempt
-            # find the status instead of setting a second one; the lease keeps other workers away meanwhile.
-            c = replace(c, uncertain=True, next_attempt_at=now + timedelta(seconds=LEASE_SECONDS))
-            store.update_confirmation(c)
-            status_url = registry.add_status(
-                zaak_url=zaak_url, statustype_omschrijving=omschrijving, when=c.confirmed_at, toelichting=toelichting(c)
-            )
+        # The zaaksysteem's audit trail names the behandelaar who answered (the JWT's user_id).
+        with registry.acting_for(c.behandelaar_id, c.behandelaar_name):
+            status_url = registry.find_status_of_type(zaak_url=zaak_url, statustype_omschrijving=omschrijving)
+            if status_url is None:
+                # Write ahead: a crash between the server's answer and the save below makes the next attempt
+                # find the status instead of setting a second one; the lease keeps other workers away meanwhile.
+                c = replace(c, uncertain=True, next_attempt_at=now + timedelta(seconds=LEASE_SECONDS))
+                store.update_confirmation(c)
+                status_url = registry.add_status(
+                    zaak_url=zaak_url,
+                    statustype_omschrijving=omschrijving,
+                    when=c.confirmed_at,
+                    toelichting=toelichting(c),
+                )
     except RegistryUnavailable as exc:
         if c.attempts + 1 >= settings.registration_max_attempts:
             return _finish(replace(c, attempts=c.attempts + 1), store, clock, ConfirmationState.FAILED, str(exc))
@@ -178,10 +184,25 @@ def _finish(
 
 
 def process_due_confirmations(
-    *, store: SessionStore, registry: ZaakRegistry, clock: Clock, settings: Settings, limit: int = 10
+    *,
+    store: SessionStore,
+    registry_factory: Callable[[], ZaakRegistry],
+    clock: Clock,
+    settings: Settings,
+    limit: int = 10,
 ) -> int:
-    """Run the confirmations that are due (leased, like registrations); their number."""
+    """Run the confirmations that are due (leased, like registrations); their number. The registry is built
+    only when something is due; when it cannot be built, each claimed confirmation records a failed attempt."""
     claimed = store.claim_due_confirmations(clock.now(), lease_seconds=LEASE_SECONDS, limit=limit)
+    if not claimed:
+        return 0
+    try:
+        registry = registry_factory()
+    except Exception as exc:  # ConfigError, RegistryUnavailable, anything: an attempt with backoff, not a crash
+        for c in claimed:
+            later = c.retry_later(clock.now(), f"the zaaksysteem cannot be used: {type(exc).__name__}")
+            store.update_confirmation(later)
+        return len(claimed)
     for c in claimed:
         try:
             run_confirmation(c, store=store, registry=registry, clock=clock, settings=settings)

@@ -8,26 +8,42 @@ is stored as ``uncertain_step``; the retry first asks the matching ``find_*`` me
 whose creation succeeded although the answer was lost is never created twice.
 
 ``RegistryUnavailable`` → retry later with exponential backoff (``Registration.retry_later``), until
-``registration_max_attempts`` → failed. ``RegistrationFailed`` (a 4xx) → failed at once, with the
+``registration_max_attempts`` → failed. A registry that cannot be built (wrong secret, catalogue not
+resolvable: ``ConfigError``) or any unexpected error is an attempt like a time-out: backoff, a stored
+error the staff page shows, one log line. ``RegistrationFailed`` (a 4xx) → failed at once, with the
 zaaksysteem's ``invalidParams``. When done, the proof payload (which holds the BSN) is dropped from
 the registration (``proof=None``); the store then writes no payload for it (``sql_store`` keeps the
 encrypted payload only while the registration is not done). Log lines carry ids, never the BSN.
+
+A failed registration keeps every URL it created. ``resume`` (staff page "Opnieuw vastleggen", API
+``POST …/registration/retry``) makes it due again with a fresh attempt budget; the worker then
+continues at the first step without a URL, so nothing is created twice. Two resumes racing: the store
+reopens a failed registration only once (a conditional update), and the worker's lease runs it once.
+A registration that is never resumed is abandoned: its zaak stays in the zaaksysteem, recognisable by
+the kenmerk ``{bron: zgw-identificatie}`` and the missing proof document; the service never deletes a
+zaak (see the README, "Connecting a real zaaksysteem").
+
+Every request of a registration carries the behandelaar in the ZGW JWT (``user_id``,
+``user_representation``), so the zaaksysteem's audit trail names who identified the citizen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from ..domain.errors import RegistrationFailed, RegistryUnavailable, ZaakNotFound
+from .. import metrics, request_context
+from ..domain.errors import DomainError, RegistrationFailed, RegistryUnavailable, ZaakNotFound
 from ..domain.proof import ProofData
 from ..domain.registration import Registration
 from ..domain.sessions import Flow, IdentificationSession, RegistrationState
-from ..ports import Clock, ProofRenderer, SessionStore, ZaakRegistry
-from ..settings import Settings
+from ..ports import Clock, ProofRenderer, SessionStore, ZaakRef, ZaakRegistry
+from ..settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +79,12 @@ def start_registration(
         created_at=now,
         updated_at=now,
         next_attempt_at=now,
+        user_id=session.owner_id or None,
+        user_representation=session.owner_name or None,
+        request_id=request_context.current(),
     )
     store.add_registration(registration)
+    metrics.REGISTRATIONS.labels("started").inc()
     log.info("registration %s started for session %s", registration.id, session.id[:8])
     return registration
 
@@ -84,65 +104,27 @@ def run_registration(
     proof = reg.proof
     if proof is None:
         return _finish_failed(reg, store, clock, "the proof payload is no longer available", ())
-    step = ""
+    acting = (
+        registry.acting_for(reg.user_id, reg.user_representation or reg.user_id)
+        if reg.user_id
+        else contextlib.nullcontext()
+    )
+    run = _Run(reg)
     try:
-        if reg.zaak_url is None:
-            step = "zaak"
-            reg = _zaak_step(reg, proof, registry, store, clock, settings)
-        zaak_url = cast(str, reg.zaak_url)
-        if reg.rol_url is None:
-            step = "rol"
-            reg, unsure = _begin(reg, step, store, clock)
-            existing = reg.existing_zaak is not None
-            # On an existing zaak the citizen may already be a rol (of any type): then that one is used.
-            look = unsure or existing
-            rol_url = registry.find_citizen_rol(zaak_url=zaak_url, bsn=proof.bsn, existing=existing) if look else None
-            rol_url = rol_url or registry.add_citizen_rol(
-                zaak_url=zaak_url, bsn=proof.bsn, toelichting=ROL_TOELICHTING, existing=existing
-            )
-            reg = _save(reg, store, clock, rol_url=rol_url)
-        if reg.status_url is None and reg.existing_zaak is None:
-            step = "status"
-            reg, unsure = _begin(reg, step, store, clock)
-            status_url = registry.find_status(zaak_url=zaak_url) if unsure else None
-            status_url = status_url or registry.set_first_status(
-                zaak_url=zaak_url, when=clock.now(), toelichting=STATUS_TOELICHTING
-            )
-            reg = _save(reg, store, clock, status_url=status_url)
-        if reg.document_url is None:
-            step = "document"
-            reg, unsure = _begin(reg, step, store, clock)
-            document_url = registry.find_document(marker=reg.id) if unsure else None
-            if document_url is None:
-                pdf = renderer.render(replace(proof, zaak_identificatie=reg.zaak_identificatie or ""))
-                document_url = registry.upload_document(
-                    marker=reg.id,
-                    titel=DOCUMENT_TITEL,
-                    bestandsnaam=f"identificatie-{reg.zaak_identificatie or reg.id}.pdf",
-                    inhoud=pdf,
-                    creatiedatum=clock.now().astimezone(AMSTERDAM).date(),
-                    beschrijving=_beschrijving(proof),
-                )
-            reg = _save(reg, store, clock, document_url=document_url)
-        if reg.link_url is None:
-            step = "link"
-            document_url = cast(str, reg.document_url)
-            reg, unsure = _begin(reg, step, store, clock)
-            link_url = registry.find_link(zaak_url=zaak_url, document_url=document_url) if unsure else None
-            link_url = link_url or registry.link_document(
-                zaak_url=zaak_url, document_url=document_url, titel=DOCUMENT_TITEL
-            )
-            reg = _save(reg, store, clock, link_url=link_url)
+        with acting:
+            _steps(run, proof, registry, renderer, store, clock, settings)
     except RegistryUnavailable as exc:
-        return _transient(reg, store, clock, settings, step, str(exc))
+        return _transient(run.reg, store, clock, settings, run.step, str(exc))
+    except ConfigError as exc:  # the catalogue no longer resolves (a zaaktype end date, a removed type)
+        return _transient(run.reg, store, clock, settings, run.step, f"configuration: {exc}")
     except ZaakNotFound:
-        return _finish_failed(reg, store, clock, f"zaak {reg.existing_zaak} not found", ())
+        return _finish_failed(run.reg, store, clock, f"zaak {reg.existing_zaak} not found", ())
     except RegistrationFailed as exc:
         params = tuple((p.get("name", ""), p.get("code", ""), p.get("reason", "")) for p in exc.invalid_params)
-        return _finish_failed(reg, store, clock, f"{step}: {exc}", params)
+        return _finish_failed(run.reg, store, clock, f"{run.step}: {exc}", params)
     done = _erase_proof(
         replace(
-            reg,
+            run.reg,
             state=RegistrationState.DONE,
             updated_at=clock.now(),
             error=None,
@@ -152,29 +134,196 @@ def run_registration(
     )
     store.update_registration(done)
     _sync_session(store, done)
+    metrics.REGISTRATIONS.labels("done").inc()
     log.info("registration %s done: zaak %s", done.id, done.zaak_identificatie)
     return done
+
+
+@dataclass
+class _Run:
+    """One attempt in progress: the registration as stored so far and the step that is running."""
+
+    reg: Registration
+    step: str = ""
+
+
+def _steps(
+    run: _Run,
+    proof: ProofData,
+    registry: ZaakRegistry,
+    renderer: ProofRenderer,
+    store: SessionStore,
+    clock: Clock,
+    settings: Settings,
+) -> None:
+    """Every step not yet done, in order; ``run`` always holds what is stored."""
+    if run.reg.zaak_url is None:
+        run.step = "zaak"
+        run.reg = _zaak_step(run.reg, proof, registry, store, clock, settings)
+    zaak_url = cast(str, run.reg.zaak_url)
+    if run.reg.rol_url is None:
+        run.step = "rol"
+        run.reg, unsure = _begin(run.reg, run.step, store, clock)
+        existing = run.reg.existing_zaak is not None
+        # On an existing zaak the citizen may already be a rol (of any type): then that one is used.
+        look = unsure or existing
+        rol_url = registry.find_citizen_rol(zaak_url=zaak_url, bsn=proof.bsn, existing=existing) if look else None
+        rol_url = rol_url or registry.add_citizen_rol(
+            zaak_url=zaak_url, bsn=proof.bsn, toelichting=ROL_TOELICHTING, existing=existing
+        )
+        run.reg = _save(run.reg, store, clock, rol_url=rol_url)
+    if run.reg.status_url is None and run.reg.existing_zaak is None:
+        run.step = "status"
+        run.reg, unsure = _begin(run.reg, run.step, store, clock)
+        status_url = registry.find_status(zaak_url=zaak_url) if unsure else None
+        status_url = status_url or registry.set_first_status(
+            zaak_url=zaak_url, when=clock.now(), toelichting=STATUS_TOELICHTING
+        )
+        run.reg = _save(run.reg, store, clock, status_url=status_url)
+    if run.reg.document_url is None:
+        run.step = "document"
+        run.reg, unsure = _begin(run.reg, run.step, store, clock)
+        document_url = registry.find_document(marker=run.reg.id) if unsure else None
+        if document_url is None:
+            zaak_identificatie = run.reg.zaak_identificatie
+            pdf = renderer.render(replace(proof, zaak_identificatie=zaak_identificatie or ""))
+            document_url = registry.upload_document(
+                marker=run.reg.id,
+                titel=DOCUMENT_TITEL,
+                bestandsnaam=f"identificatie-{zaak_identificatie or run.reg.id}.pdf",
+                inhoud=pdf,
+                creatiedatum=clock.now().astimezone(AMSTERDAM).date(),
+                beschrijving=_beschrijving(proof),
+            )
+        run.reg = _save(run.reg, store, clock, document_url=document_url)
+    if run.reg.link_url is None:
+        run.step = "link"
+        document_url = cast(str, run.reg.document_url)
+        run.reg, unsure = _begin(run.reg, run.step, store, clock)
+        link_url = registry.find_link(zaak_url=zaak_url, document_url=document_url) if unsure else None
+        link_url = link_url or registry.link_document(
+            zaak_url=zaak_url, document_url=document_url, titel=DOCUMENT_TITEL
+        )
+        run.reg = _save(run.reg, store, clock, link_url=link_url)
 
 
 def process_due(
     *,
     store: SessionStore,
-    registry: ZaakRegistry,
+    registry: ZaakRegistry | None = None,
+    registry_factory: Callable[[], ZaakRegistry] | None = None,
     renderer: ProofRenderer,
     clock: Clock,
     settings: Settings,
     limit: int = 10,
 ) -> int:
-    """Run the registrations that are due (leased, so two workers never run the same one); their number."""
+    """Run the registrations that are due (leased, so two workers never run the same one); their number.
+
+    ``registry_factory`` builds the registry only when something is due. When it cannot be built (a wrong
+    secret, the Catalogi API down or refusing, a catalogue setting that does not resolve), every claimed
+    registration records that as a failed attempt with backoff: never ``pending`` without an error."""
     claimed = store.claim_due_registrations(clock.now(), lease_seconds=LEASE_SECONDS, limit=limit)
+    if not claimed:
+        return 0
+    if registry is None:
+        if registry_factory is None:
+            raise TypeError("process_due needs a registry or a registry_factory")
+        try:
+            registry = registry_factory()
+        except Exception as exc:  # ConfigError, RegistryUnavailable, anything: an attempt, not a crash
+            error = f"the zaaksysteem cannot be used: {_reason(exc)}"
+            metrics.REGISTRATION_ATTEMPTS.inc(len(claimed))
+            for reg in claimed:
+                _transient(reg, store, clock, settings, reg.uncertain_step or "", error)
+            return len(claimed)
+    outer = request_context.current()
     for reg in claimed:
+        metrics.REGISTRATION_ATTEMPTS.inc()
+        request_context.set_current(reg.request_id)  # the worker's lines carry the citizen request's id
         try:
             run_registration(reg, store=store, registry=registry, renderer=renderer, clock=clock, settings=settings)
         except Exception as exc:  # one broken registration must not stop the worker
-            log.exception("registration %s: unexpected %s", reg.id, type(exc).__name__)
             current = store.get_registration(reg.id) or reg
-            _transient(current, store, clock, settings, current.uncertain_step or "", type(exc).__name__)
+            _transient(current, store, clock, settings, current.uncertain_step or "", f"unexpected {_reason(exc)}")
+    request_context.set_current(outer)
     return len(claimed)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a stored error and the log: domain and configuration errors carry safe texts (no BSN,
+    URLs without one); anything else is named by its type only."""
+    if isinstance(exc, DomainError | ConfigError):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__
+
+
+class NotResumable(DomainError):
+    """``resume`` refused: ``reason`` is ``no-registration``, ``not-failed`` or ``proof-erased``."""
+
+    code = "not-resumable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def resume(session_id: str, *, store: SessionStore, clock: Clock, actor: str) -> Registration:
+    """Make the failed registration of a session due again (after the cause was fixed); the worker then
+    continues from the last completed step. Raises ``NotResumable``. Two resumes racing: one wins, the
+    other gets ``not-failed`` (the store reopens a failed registration only once)."""
+    reg = store.registration_for_session(session_id)
+    if reg is None:
+        raise NotResumable("no-registration")
+    return resume_registration(reg.id, store=store, clock=clock, actor=actor)
+
+
+def resume_registration(registration_id: str, *, store: SessionStore, clock: Clock, actor: str) -> Registration:
+    """``resume`` by registration id: also after the session itself is gone (expired, or the mutual flow's
+    record erased on Voltooien), for the operator (``zgw-identificatie registrations --resume``)."""
+    reg = store.get_registration(registration_id)
+    if reg is None:
+        raise NotResumable("no-registration")
+    if reg.state is not RegistrationState.FAILED:
+        raise NotResumable("not-failed")
+    if reg.proof is None:
+        raise NotResumable("proof-erased")
+    reopened = store.reopen_registration(reg.id, clock.now())
+    if reopened is None:
+        raise NotResumable("not-failed")
+    _sync_session(store, reopened)
+    log.info("registration %s resumed by %s at step %s", reopened.id, actor, describe_step(reopened))
+    return reopened
+
+
+class ZaakNotUsable(DomainError):
+    """A zaaknummer given at start cannot take the proof; ``reason``: unknown, other-bronorganisatie, closed."""
+
+    code = "zaak-not-usable"
+
+    def __init__(self, reason: str, identificatie: str) -> None:
+        super().__init__(f"zaak {identificatie}: {reason}")
+        self.reason = reason
+        self.identificatie = identificatie
+
+
+def check_existing_zaak(
+    identificatie: str, *, registry: ZaakRegistry, settings: Settings, user: tuple[str, str] | None = None
+) -> ZaakRef:
+    """Look the zaak up BEFORE the citizen gets a link: it must exist, belong to our bronorganisatie (RSIN)
+    and be open (no einddatum). Raises ZaakNotUsable; RegistryUnavailable / ConfigError when the zaaksysteem
+    cannot answer (the caller refuses the start then too: a link whose proof cannot land helps nobody).
+    ``user`` (id, name): the behandelaar on whose behalf the zaak is read (the zaaksysteem's audit trail)."""
+    with registry.acting_for(*user) if user else contextlib.nullcontext():
+        found = list(registry.zaken_with_identificatie(identificatie))
+    ours = [z for z in found if z.bronorganisatie in ("", settings.rsin)]
+    if not found:
+        raise ZaakNotUsable("unknown", identificatie)
+    if not ours:
+        raise ZaakNotUsable("other-bronorganisatie", identificatie)
+    open_ = [z for z in ours if z.einddatum is None]
+    if not open_:
+        raise ZaakNotUsable("closed", identificatie)
+    return open_[0]
 
 
 def _zaak_step(
@@ -228,13 +377,15 @@ def _transient(
         return _finish_failed(failed, store, clock, f"gave up after {failed.attempts} attempts: {error}", ())
     later = reg.retry_later(now, error, uncertain_step=step or None)
     store.update_registration(later)
+    metrics.REGISTRATIONS.labels("retry").inc()
     _sync_session(store, later)
     log.warning(
-        "registration %s: %s failed (attempt %d), retry at %s",
+        "registration %s: %s failed (attempt %d), retry at %s: %s",
         reg.id,
-        step,
+        step or "start",
         later.attempts,
         later.next_attempt_at.isoformat(),
+        error,
     )
     return later
 
@@ -255,6 +406,7 @@ def _finish_failed(
     )
     store.update_registration(failed)
     _sync_session(store, failed)
+    metrics.REGISTRATIONS.labels("failed").inc()
     log.error("registration %s failed: %s (%d invalid params)", reg.id, error, len(invalid_params))
     return failed
 
@@ -291,6 +443,11 @@ def describe_step(reg: Registration) -> str:
     """The next step this registration will run (for status pages)."""
     if reg.finished:
         return reg.state.value
+    return next_step(reg)
+
+
+def next_step(reg: Registration) -> str:
+    """The first step without a stored URL: where a resumed registration continues."""
     for step, url in zip(
         STEPS, (reg.zaak_url, reg.rol_url, reg.status_url, reg.document_url, reg.link_url), strict=True
     ):

@@ -1,7 +1,15 @@
-"""Hands a successful identification to the registration (proof PDF → zaak), when the flow wants one."""
+"""Hands a successful identification to the registration (proof PDF → zaak), when the flow wants one.
+
+A §2.2 login whose code does not match is no identification: the person who logged in is not the one the
+behandelaar expected. Decision (issue 9): nothing goes to the zaaksysteem then: no document that could be
+read as proof, and no rol that would put a stranger's BSN on the zaak (of the expected citizen, when an
+existing zaak was named). The registration is marked ``skipped`` with its reason, shown on the staff page
+and in the API, and the audit log holds the ``code-mismatch`` login (with the hashed BSN).
+"""
 
 from __future__ import annotations
 
+import logging
 from importlib import metadata
 
 from ..domain.identity import DigidIdentity
@@ -9,6 +17,10 @@ from ..domain.proof import ProofData
 from ..domain.sessions import Flow, IdentificationSession, RegistrationState
 from ..ports import Clock, SessionStore
 from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+SKIPPED_MISMATCH = "not recorded: the control codes differ, so this login identifies nobody the zaak knows"
 
 
 def service_version() -> str:
@@ -44,8 +56,14 @@ def proof_for(session: IdentificationSession, identity: DigidIdentity, settings:
 def register(
     session: IdentificationSession, identity: DigidIdentity, *, store: SessionStore, clock: Clock, settings: Settings
 ) -> IdentificationSession:
+    from . import common
     from .registration import start_registration
 
+    if session.flow is Flow.KNOWN_CITIZEN and session.code_match is False:
+        skipped = session.with_registration(RegistrationState.SKIPPED, error=SKIPPED_MISMATCH)
+        store.update(skipped)
+        common.audit(store, clock, skipped, actor="service", event="registration-skipped", outcome="code-mismatch")
+        return skipped
     start_registration(
         session,
         proof_for(session, identity, settings),

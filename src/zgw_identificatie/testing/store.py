@@ -96,6 +96,29 @@ class InMemorySessionStore:
                 self.leases[r.id] = now + timedelta(seconds=lease_seconds)
             return due
 
+    def failed_registrations(self, *, limit: int = 100) -> Sequence[Registration]:
+        failed = [r for r in self.registrations.values() if r.state is RegistrationState.FAILED]
+        return sorted(failed, key=lambda r: r.updated_at, reverse=True)[:limit]
+
+    def reopen_registration(self, registration_id: str, now: datetime) -> Registration | None:
+        with self._lock:
+            reg = self.registrations.get(registration_id)
+            if reg is None or reg.state is not RegistrationState.FAILED or reg.proof is None:
+                return None
+            reopened = replace(
+                reg,
+                state=RegistrationState.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                updated_at=now,
+                error=None,
+                invalid_params=(),
+            )
+            self.leases.pop(registration_id, None)
+            self.registrations[registration_id] = reopened
+            self.history.append(reopened)
+            return reopened
+
     def add_confirmation(self, confirmation: CodeConfirmation) -> CodeConfirmation:
         with self._lock:
             return self.confirmations.setdefault(confirmation.session_id, confirmation)

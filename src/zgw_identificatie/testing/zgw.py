@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -38,6 +40,15 @@ class FakeZaakRegistry:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _failures: dict[str, deque[_Failure]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    acting: tuple[str, str] | None = None  # the behandelaar of the running registration, if any
+
+    @contextmanager
+    def acting_for(self, user_id: str, user_representation: str) -> Iterator[None]:
+        before, self.acting = self.acting, (user_id, user_representation)
+        try:
+            yield
+        finally:
+            self.acting = before
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -104,6 +115,19 @@ class FakeZaakRegistry:
             if zaak["identificatie"] == identificatie:
                 return ZaakRef(url=zaak["url"], identificatie=identificatie)
         raise ZaakNotFound(f"no zaak {identificatie}")
+
+    def zaken_with_identificatie(self, identificatie: str) -> list[ZaakRef]:
+        self._leave(self._enter("zaken_with_identificatie", identificatie=identificatie))
+        return [
+            ZaakRef(
+                url=z["url"],
+                identificatie=identificatie,
+                bronorganisatie=z.get("bronorganisatie", "002220647"),
+                einddatum=z.get("einddatum"),
+            )
+            for z in self.zaken.values()
+            if z["identificatie"] == identificatie
+        ]
 
     def add_citizen_rol(self, *, zaak_url: str, bsn: Bsn, toelichting: str, existing: bool = False) -> str:
         failure = self._enter("add_citizen_rol", zaak_url=zaak_url, bsn=bsn, existing=existing)

@@ -10,9 +10,11 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from ..domain.assurance import AssuranceLevel
-from ..domain.errors import InvalidBsn, InvalidLevel, NotOwner, SessionExpired, SessionNotFound
+from ..domain.bsn import Bsn
+from ..domain.errors import InvalidBsn, InvalidLevel, NotOwner, RegistryUnavailable, SessionExpired, SessionNotFound
 from ..domain.sessions import Flow
-from ..flows import common, lifecycle
+from ..flows import common, lifecycle, registration
+from ..settings import ConfigError
 from . import ratelimit
 from .openapi import OPENAPI
 from .presenters import session_status
@@ -33,8 +35,8 @@ def problem(status: int, title: str, detail: str, invalid: list[dict[str, str]] 
         body["invalidParams"] = invalid
     resp = jsonify(body)
     resp.mimetype = "application/problem+json"
-    if status == 429:
-        resp.headers["Retry-After"] = "60"
+    if status in (429, 503):
+        resp.headers["Retry-After"] = "60" if status == 429 else "30"
     return resp, status
 
 
@@ -116,6 +118,12 @@ def create_session() -> tuple[Response, int]:
         if "bsn" not in body:
             raise _invalid("bsn", "required", "The citizen's BSN is required for the known-citizen flow.")
         try:
+            Bsn.parse(body["bsn"])
+        except InvalidBsn:
+            raise _invalid("bsn", "invalid-bsn", "Nine digits that pass the elfproef.") from None
+        if zaak is not None:
+            _check_zaak(zaak)
+        try:
             ident = lifecycle.start(Flow.KNOWN_CITIZEN, bsn=body["bsn"], zaak=zaak, register=register, **owner)
         except InvalidBsn:
             raise _invalid("bsn", "invalid-bsn", "Nine digits that pass the elfproef.") from None
@@ -124,11 +132,39 @@ def create_session() -> tuple[Response, int]:
             raise _invalid("zaak", "not-allowed", "The new-citizen flow always creates a new zaak.")
         ident = lifecycle.start(Flow.NEW_CITIZEN, **owner)
     else:
+        if zaak is not None:
+            _check_zaak(zaak)
         ident = lifecycle.start(Flow.MUTUAL, zaak=zaak, register=register, **owner)
     data = session_status(ident, svc.store, svc.clock.now())
     resp = jsonify(data)
     resp.headers["Location"] = f"/api/v1/sessions/{ident.id}"
     return resp, 201
+
+
+_ZAAK_REASONS = {
+    "unknown": "The Zaken API has no zaak with this identificatie.",
+    "other-bronorganisatie": "The zaak belongs to another bronorganisatie than this municipality's RSIN.",
+    "closed": "The zaak is closed (einddatum is set).",
+}
+
+
+def _check_zaak(zaak: str) -> None:
+    """Look the zaak up before the session (and its link) exists: 422 when it cannot take the proof."""
+    svc = services()
+    try:
+        client = g.api_client
+        registration.check_existing_zaak(
+            zaak, registry=svc.registry, settings=svc.settings, user=(client["id"], client["behandelaar"])
+        )
+    except registration.ZaakNotUsable as exc:
+        reason = _ZAAK_REASONS[exc.reason]
+        raise ApiError(
+            422, "Unprocessable Entity", reason, [{"name": "zaak", "code": exc.reason, "reason": reason}]
+        ) from None
+    except (RegistryUnavailable, ConfigError):
+        raise ApiError(
+            503, "Service Unavailable", "The zaaksysteem cannot be reached to check the zaak; retry later."
+        ) from None
 
 
 def _load(session_id: str) -> Any:
@@ -145,6 +181,32 @@ def _load(session_id: str) -> Any:
 def get_session(session_id: str) -> Response:
     svc = services()
     return jsonify(session_status(_load(session_id), svc.store, svc.clock.now()))
+
+
+_NOT_RESUMABLE = {
+    "no-registration": "This session has no registration.",
+    "not-failed": "The registration has not failed: it is pending, retrying or done.",
+    "proof-erased": "The proof was erased 24 hours after the failure; start a new session.",
+}
+
+
+@bp.post("/sessions/<session_id>/registration/retry")
+def retry_registration(session_id: str) -> tuple[Response, int]:
+    """Resume a failed registration from its last completed step (after the cause was fixed)."""
+    svc = services()
+    ident = _load(session_id)
+    try:
+        registration.resume(ident.id, store=svc.store, clock=svc.clock, actor=g.api_client["id"])
+    except registration.NotResumable as exc:
+        raise ApiError(
+            409,
+            "Conflict",
+            _NOT_RESUMABLE.get(exc.reason, exc.reason),
+            [{"name": "registration", "code": exc.reason, "reason": _NOT_RESUMABLE.get(exc.reason, exc.reason)}],
+        ) from None
+    common.audit(svc.store, svc.clock, ident, actor=g.api_client["id"], event="registration-resumed")
+    current = svc.store.get(ident.id) or ident
+    return jsonify(session_status(current, svc.store, svc.clock.now())), 202
 
 
 @bp.post("/sessions/<session_id>/complete")

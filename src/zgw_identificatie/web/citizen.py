@@ -128,9 +128,8 @@ def result(session_id: str) -> str | tuple[str, int] | Response:
             text=_("De identificatie is afgerond. U kunt dit venster sluiten."),
             status=200,
         )
-    refresh = (
+    refresh = (  # the zaaknummer is shown only once the registration is done (zaak, rol, status, proof)
         ident.flow is Flow.NEW_CITIZEN
-        and not ident.zaak_identificatie
         and ident.registration_state is not None
         and ident.registration_state.value in ("pending", "retrying")
     )

@@ -13,6 +13,7 @@ import time
 
 from flask import Blueprint, Response, make_response, redirect, render_template, request, session, url_for
 
+from .. import metrics
 from ..domain.errors import (
     DigidCancelled,
     DigidFailed,
@@ -42,7 +43,8 @@ FLOWS = {Flow.NEW_CITIZEN: new_citizen, Flow.KNOWN_CITIZEN: known_citizen, Flow.
 
 def _failure(reason: str, status: int = 400) -> Response:
     """Logius' fixed sentence (T6/R18); the local session ends; the reason goes to the security log only."""
-    log.warning("digid login refused: %s (ref %s)", reason, request.headers.get("X-Request-Id", "-"))
+    log.warning("digid login refused: %s", reason)
+    metrics.DIGID_LOGINS.labels("failed", metrics.login_reason(reason)).inc()
     session.clear()
     resp = make_response(render_template("digid_error.html", text=LOGIUS_ERROR, status=status), status)
     resp.delete_cookie(LOGIN_COOKIE, path="/digid/")
@@ -77,6 +79,8 @@ def acs() -> Response:
         )
     except DigidCancelled:
         svc.store.update(ident.cancelled())
+        metrics.DIGID_LOGINS.labels("cancelled", "cancelled").inc()
+        metrics.IDENTIFICATIONS.labels(ident.flow.value, "cancelled").inc()
         common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login", outcome="cancelled")
         session["digid_cancelled"] = ident.id
         resp = redirect(url_for("citizen.start", session_id=ident.id), code=303)
@@ -86,7 +90,13 @@ def acs() -> Response:
         why = SessionReason.LEVEL_TOO_LOW if isinstance(exc, LevelTooLow) else SessionReason.DIGID_ERROR
         svc.store.update(ident.failed(why, svc.clock.now()))
         common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login", outcome="failed")
+        too_low = metrics.login_reason(getattr(exc, "reason", exc.code)) == "level_too_low"
+        outcome = "level_too_low" if too_low else "failed"
+        metrics.IDENTIFICATIONS.labels(ident.flow.value, outcome).inc()
         return _failure(getattr(exc, "reason", exc.code))
+    metrics.DIGID_LOGINS.labels("success", "ok").inc()
+    outcome = "code_mismatch" if done.code_match is False else "identified"
+    metrics.IDENTIFICATIONS.labels(ident.flow.value, outcome).inc()
     session.clear()  # a new browser session at login (R15)
     session["citizen_done"] = done.id
     session["citizen_seen"] = session["citizen_since"] = time.time()

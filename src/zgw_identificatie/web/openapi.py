@@ -14,7 +14,10 @@ def _problem_response(description: str) -> dict[str, Any]:
 _ERRORS = {
     "401": _problem_response("No or wrong API key"),
     "503": {
-        **_problem_response("The database is briefly unavailable; retry after Retry-After seconds"),
+        **_problem_response(
+            "The database (or, to check a given zaak, the zaaksysteem) is briefly unavailable; "
+            "retry after Retry-After seconds"
+        ),
         "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
     },
     "429": {
@@ -49,6 +52,10 @@ OPENAPI: dict[str, Any] = {
                     },
                     "400": _problem_response("Invalid body; invalidParams names the field"),
                     "413": _problem_response("The body is larger than 256 kB"),
+                    "422": _problem_response(
+                        "The zaak cannot take the proof; invalidParams[0].code is unknown, "
+                        "other-bronorganisatie or closed (looked up in the Zaken API before the session exists)"
+                    ),
                     **_ERRORS,
                 },
             }
@@ -64,6 +71,28 @@ OPENAPI: dict[str, Any] = {
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Session"}}},
                     },
                     "404": _problem_response("No such session for this client"),
+                    "410": _problem_response("The session has expired"),
+                    **_ERRORS,
+                },
+            },
+        },
+        "/sessions/{id}/registration/retry": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "post": {
+                "operationId": "retryRegistration",
+                "summary": "Resume a failed registration from its last completed step",
+                "description": "After the cause is fixed (a missing scope, a catalogue setting): the worker "
+                "continues where the registration stopped; nothing already created is created again. "
+                "Possible while the proof is kept (24 hours after the failure).",
+                "responses": {
+                    "202": {
+                        "description": "Resumed: registration.state is pending",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Session"}}},
+                    },
+                    "404": _problem_response("No such session for this client"),
+                    "409": _problem_response(
+                        "Not resumable; invalidParams[0].code is no-registration, not-failed or proof-erased"
+                    ),
                     "410": _problem_response("The session has expired"),
                     **_ERRORS,
                 },
@@ -153,8 +182,12 @@ OPENAPI: dict[str, Any] = {
                         "type": "object",
                         "nullable": True,
                         "properties": {
-                            "state": {"type": "string", "enum": ["pending", "retrying", "done", "failed"]},
+                            "state": {"type": "string", "enum": ["pending", "retrying", "done", "failed", "skipped"]},
                             "error": {"type": "string", "nullable": True},
+                            "resumable": {
+                                "type": "boolean",
+                                "description": "failed, and POST .../registration/retry can finish it",
+                            },
                             "invalidParams": {"type": "array", "items": {"$ref": "#/components/schemas/InvalidParam"}},
                         },
                     },

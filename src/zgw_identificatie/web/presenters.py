@@ -7,7 +7,7 @@ from typing import Any
 from flask import url_for
 
 from ..domain.codes import group
-from ..domain.sessions import Flow, IdentificationSession, SessionState
+from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionState
 from ..ports import SessionStore
 
 
@@ -54,6 +54,7 @@ def session_status(session: IdentificationSession, store: SessionStore, now: Any
             "state": session.registration_state.value,
             "error": session.registration_error,
             "invalidParams": [{"name": n, "code": c, "reason": r} for n, c, r in (reg.invalid_params if reg else ())],
+            "resumable": reg is not None and reg.state is RegistrationState.FAILED and reg.proof is not None,
         }
     if session.zaak_identificatie or session.zaak_url:
         data["zaak"] = {"identificatie": session.zaak_identificatie, "url": session.zaak_url}

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, Response, abort, current_app, g, redirect, request, session, url_for
 
+from .. import request_context
+
 if TYPE_CHECKING:
     from ..app import Services
 
@@ -118,7 +120,7 @@ def init_app(app: Flask, svc: Services) -> None:
 
     @app.before_request
     def _request_id() -> None:
-        g.request_id = secrets.token_hex(6)
+        g.request_id = request_context.accept(request.headers.get(request_context.HEADER))
         # The API authenticates with keys, not cookies; the simulator and sandbox stand in for other
         # parties (DigiD, the zaaksysteem) whose requests carry no token of ours.
         if request.method == "POST" and not request.path.startswith(("/api/", "/demo/", "/sandbox/")):

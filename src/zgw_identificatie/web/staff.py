@@ -10,9 +10,19 @@ from flask_babel import gettext as _
 from werkzeug.security import check_password_hash
 
 from ..domain.assurance import AssuranceLevel
-from ..domain.errors import DomainError, InvalidBsn, InvalidLevel, NotOwner, SessionExpired, SessionNotFound
+from ..domain.bsn import Bsn
+from ..domain.errors import (
+    DomainError,
+    InvalidBsn,
+    InvalidLevel,
+    NotOwner,
+    RegistryUnavailable,
+    SessionExpired,
+    SessionNotFound,
+)
 from ..domain.sessions import Flow, SessionState
-from ..flows import common, lifecycle
+from ..flows import common, lifecycle, registration
+from ..settings import ConfigError
 from .presenters import citizen_url, grouped, session_status
 from .security import login_staff, services, staff_required, staff_user
 
@@ -91,6 +101,17 @@ def create() -> Any:
         errors["level"] = _("Kies een DigiD-niveau uit de lijst.")
         level = None
     flow = form.get("flow", "")
+    if flow == Flow.KNOWN_CITIZEN.value:
+        try:
+            Bsn.parse(form.get("bsn", ""))
+        except InvalidBsn:
+            errors["bsn"] = _(
+                "Dit is geen geldig burgerservicenummer. Een BSN heeft 9 cijfers en voldoet aan de elfproef."
+            )
+    if zaak and "zaak" not in errors and flow != Flow.NEW_CITIZEN.value:
+        problem = _zaak_problem(zaak)
+        if problem:
+            errors["zaak"] = problem
     if not errors:
         try:
             if flow not in {f.value for f in Flow}:
@@ -115,6 +136,25 @@ def create() -> Any:
         active_flow=flow,
         progress=lambda s: session_status(s, svc.store, now)["progress"],
     ), 400
+
+
+def _zaak_problem(zaak: str) -> str | None:
+    """The zaak is looked up before a link exists: a form error when it cannot take the proof."""
+    svc = services()
+    try:
+        registration.check_existing_zaak(
+            zaak, registry=svc.registry, settings=svc.settings, user=(g.staff["id"], g.staff["name"])
+        )
+    except registration.ZaakNotUsable as exc:
+        return {
+            "unknown": _("Het zaaksysteem kent geen zaak met dit zaaknummer. Controleer het nummer."),
+            "other-bronorganisatie": _("Deze zaak is van een andere organisatie. Kies een zaak van uw gemeente."),
+            "closed": _("Deze zaak is afgesloten. Kies een open zaak of laat het zaaknummer leeg."),
+        }[exc.reason]
+    except (RegistryUnavailable, ConfigError):
+        return _("Het zaaksysteem is nu niet bereikbaar, dus het zaaknummer kan niet worden gecontroleerd. "
+                 "Probeer het zo opnieuw of laat het zaaknummer leeg.")  # fmt: skip
+    return None
 
 
 def _own(session_id: str) -> Any:
@@ -185,6 +225,33 @@ def status_fragment(session_id: str) -> Any:
         return render_template("message.html", title=_("Sessie niet gevonden"), text=""), 404
     status = session_status(ident, svc.store, svc.clock.now())
     return render_template("staff/_status.html", ident=ident, status=status)
+
+
+@bp.post("/sessions/<session_id>/registration/retry")
+@staff_required
+def retry_registration(session_id: str) -> Any:
+    """ "Opnieuw vastleggen": a failed registration continues from its last completed step."""
+    svc = services()
+    ident = _own(session_id)
+    if ident is None:
+        return redirect(url_for("staff.index"), code=303)
+    try:
+        registration.resume(ident.id, store=svc.store, clock=svc.clock, actor=g.staff["id"])
+    except registration.NotResumable as exc:
+        text = (
+            _("Het bewijs is na 24 uur gewist. Start een nieuwe sessie om de inwoner opnieuw te identificeren.")
+            if exc.reason == "proof-erased"
+            else _("Er is niets opnieuw vast te leggen: het vastleggen is bezig of al gelukt.")
+        )
+        return render_template(
+            "message.html",
+            title=_("Opnieuw vastleggen kan niet"),
+            text=text,
+            status=409,
+            back=url_for("staff.detail", session_id=ident.id),
+        ), 409
+    common.audit(svc.store, svc.clock, ident, actor=g.staff["id"], event="registration-resumed")
+    return redirect(url_for("staff.detail", session_id=ident.id), code=303)
 
 
 @bp.post("/sessions/<session_id>/voltooien")

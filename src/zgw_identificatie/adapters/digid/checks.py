@@ -6,6 +6,7 @@ names the rule and never carries a value from the message (no BSN, no XML).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from lxml import etree
@@ -13,7 +14,7 @@ from lxml import etree
 from ...domain.assurance import AssuranceLevel
 from ...domain.bsn import Bsn, passes_elfproef
 from ...domain.errors import DigidCancelled, DigidFailed, InvalidLevel
-from .xmldsig import NS_DS, NS_SAML, NS_SAMLP, q, text_of, xpath
+from .xmldsig import NS_DS, NS_SAML, NS_SAMLP, XmlRejected, q, text_of, verify_enveloped, xpath
 
 STATUS_PREFIX = "urn:oasis:names:tc:SAML:2.0:status:"
 SUCCESS = STATUS_PREFIX + "Success"
@@ -185,11 +186,20 @@ def read_authn(assertion: etree._Element, min_level: AssuranceLevel) -> tuple[As
     return level, instant
 
 
-def check_no_unexpected_signatures(response: etree._Element) -> None:
-    """wantMessagesSigned is false: DigiD does not sign the inner Response (notes §2.3); a signature there
-    would be verified by python3-saml without transform restrictions (p3s #447), so it is refused."""
-    if response.find(q(NS_DS, "Signature")) is not None:
-        raise DigidFailed("unexpected signature on the inner Response")
+def check_inner_response_signature(response: etree._Element, certs: Sequence[str]) -> bool:
+    """DigiD signs the Assertion and the ArtifactResponse, not the inner Response (notes §2.3). Should it ever
+    sign the Response too, that signature must verify like every other one: our ``verify_enveloped`` (one
+    enveloped signature referencing the Response, exclusive C14N, RSA/ECDSA-SHA256, key from a pinned
+    certificate, never from KeyInfo) BEFORE python3-saml sees it, since python3-saml verifies a Response
+    signature without transform restrictions (p3s #447). A valid one is accepted (True); an invalid, foreign
+    or oddly built one is refused. It never replaces the assertion's own signature (§8.7)."""
+    if not response.findall(q(NS_DS, "Signature")):
+        return False
+    try:
+        verify_enveloped(response, certs)
+    except XmlRejected as exc:
+        raise DigidFailed(f"inner Response signature: {exc}") from None
+    return True
 
 
 def _one(parent: etree._Element, tag: str, what: str) -> etree._Element:

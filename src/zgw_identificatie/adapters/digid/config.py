@@ -32,6 +32,7 @@ class SpConfig:
     soap_content_type: str = "text/xml"
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
+    exchange_timeout: float = 15.0  # one deadline for connect, send and reading the whole answer
     clock_drift_seconds: int = 120
     max_assertion_age_seconds: int = 300
     max_response_bytes: int = 1_000_000
@@ -63,6 +64,7 @@ def sp_config_from_settings(settings: Settings) -> SpConfig:
         "soap_content_type": digid.soap_content_type,
         "connect_timeout": digid.connect_timeout,
         "read_timeout": digid.read_timeout,
+        "exchange_timeout": digid.exchange_timeout,
         "clock_drift_seconds": digid.clock_drift_seconds,
         "max_assertion_age_seconds": digid.max_assertion_age_seconds,
         "service_name": digid.service_name,

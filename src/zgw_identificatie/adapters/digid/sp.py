@@ -10,10 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import threading
+import time
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from lxml import etree
 from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
@@ -148,12 +152,43 @@ class DigidServiceProvider:
         return self._check_response(artifact_response, response, expected_request_id, min_level)
 
     def _post(self, body: bytes) -> bytes:
-        """R6: SOAP 1.1 over mutual TLS, verified against the CA bundle, timeouts, size limit, one retry on connect."""
+        """R6 with one overall deadline (``exchange_timeout``) for connect, send and reading the whole answer.
+
+        Per-socket time-outs bound each read, not the sum: an ArtifactResponse that trickles in a byte every
+        few seconds would otherwise hold the citizen's request until the web worker is killed (a bare 500,
+        nothing recorded). The exchange runs in a helper thread; the caller waits for it until the deadline
+        and then gives up with DigidFailed (the web layer shows Logius' sentence and records the failure).
+        The helper stops reading at its next chunk and closes the connection."""
+        deadline = time.monotonic() + self.config.exchange_timeout
+        outcome: dict[str, Any] = {}
+        finished = threading.Event()
+        abandoned = threading.Event()
+
+        def exchange() -> None:
+            try:
+                outcome["data"] = self._exchange(body, deadline, abandoned)
+            except BaseException as exc:  # handed to the caller below
+                outcome["error"] = exc
+            finally:
+                finished.set()
+
+        threading.Thread(target=exchange, name="digid-artifact-resolve", daemon=True).start()
+        if not finished.wait(max(0.0, deadline - time.monotonic())):
+            abandoned.set()
+            raise DigidFailed(f"back channel deadline of {self.config.exchange_timeout:g} s exceeded")
+        if "error" in outcome:
+            raise outcome["error"]
+        return bytes(outcome["data"])
+
+    def _exchange(self, body: bytes, deadline: float, abandoned: threading.Event) -> bytes:
+        """SOAP 1.1 over mutual TLS, verified against the CA bundle, time-outs within the deadline, size limit,
+        one retry on connect."""
         config = self.config
         cert = None
         if config.tls_client_cert_file and config.tls_client_key_file:
             cert = (config.tls_client_cert_file, config.tls_client_key_file)
         for attempt in (1, 2):
+            left = max(0.01, deadline - time.monotonic())
             try:
                 response = self._http.post(
                     config.idp_ars_url,
@@ -161,7 +196,7 @@ class DigidServiceProvider:
                     headers={"Content-Type": config.soap_content_type, "SOAPAction": SOAP_ACTION},
                     cert=cert,
                     verify=config.ca_bundle_file or True,
-                    timeout=(config.connect_timeout, config.read_timeout),
+                    timeout=(min(config.connect_timeout, left), min(config.read_timeout, left)),
                     stream=True,
                     allow_redirects=False,
                 )
@@ -171,7 +206,7 @@ class DigidServiceProvider:
             except requests.exceptions.ConnectionError as exc:
                 if not _request_never_left(exc):
                     raise DigidFailed("back channel connection lost") from None
-                if attempt == 2:
+                if attempt == 2 or abandoned.is_set():
                     raise DigidFailed("back channel unreachable") from None
             except requests.exceptions.RequestException as exc:
                 raise DigidFailed(f"back channel {type(exc).__name__}") from None
@@ -183,13 +218,19 @@ class DigidServiceProvider:
                 raise DigidFailed("artifact response too large")
             chunks: list[bytes] = []
             size = 0
-            for chunk in response.iter_content(65536):
+            while True:
+                if abandoned.is_set() or time.monotonic() > deadline:
+                    raise DigidFailed("back channel deadline exceeded")
+                chunk = _read_some(response)
+                if not chunk:
+                    return b"".join(chunks)
                 size += len(chunk)
                 if size > config.max_response_bytes:
                     raise DigidFailed("artifact response too large")
                 chunks.append(chunk)
-            return b"".join(chunks)
         except requests.exceptions.RequestException as exc:
+            raise DigidFailed(f"back channel {type(exc).__name__}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # raw reads raise urllib3's own errors
             raise DigidFailed(f"back channel {type(exc).__name__}") from None
         finally:
             response.close()
@@ -232,7 +273,7 @@ class DigidServiceProvider:
 
         document = artifact_response.getroottree().getroot()
         assertion = checks.single_assertion(document, response)
-        checks.check_no_unexpected_signatures(response)
+        checks.check_inner_response_signature(response, config.idp_certs)
         try:
             verify_enveloped(assertion, config.idp_certs)
         except XmlRejected as exc:
@@ -284,6 +325,15 @@ class DigidServiceProvider:
             raise DigidFailed(f"python3-saml: {type(exc).__name__} {code}".strip()) from None
         if library_assertion_id != assertion_id:
             raise DigidFailed("python3-saml read another assertion")
+
+
+def _read_some(response: requests.Response) -> bytes:
+    """What the socket has now (at most 64 KiB, one read): a trickle is seen byte by byte, so the deadline is
+    checked between reads instead of after a 64 KiB buffer has filled."""
+    raw = response.raw
+    if isinstance(raw, urllib3.response.BaseHTTPResponse):
+        return bytes(raw.read1(65536, decode_content=True))
+    return bytes(raw.read(65536))  # an in-process transport (demo, tests): a BytesIO
 
 
 def _request_never_left(exc: requests.exceptions.ConnectionError) -> bool:

@@ -2,7 +2,8 @@
 
 Status mapping (ZGW-CHEATSHEET §6): 4xx except 429 → ``RegistrationFailed`` with the problem+json
 ``invalidParams`` (never retried); time-outs, connection errors, 429 and 5xx → ``RegistryUnavailable``
-(retried). No message built here contains a BSN: URLs never hold one, and nine-digit numbers echoed
+(retried). Failures are logged here at DEBUG only: the caller logs one line per attempt with the
+message. No message built here contains a BSN: URLs never hold one, and nine-digit numbers echoed
 by a server are masked.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,7 @@ from ape_pie import APIClient
 from ape_pie.exceptions import InvalidURLError
 from requests.adapters import BaseAdapter
 
+from ... import metrics, request_context
 from ...domain.errors import RegistrationFailed, RegistryUnavailable
 from ...settings import Settings
 from .auth import ZgwJwtAuth
@@ -112,24 +115,36 @@ class ZgwClient:
         crs: bool = False,
     ) -> Any:
         headers = dict(CRS_HEADERS) if crs else {}
+        request_id = request_context.current()
+        if request_id:
+            headers[request_context.HEADER] = request_id  # ties the zaaksysteem's logs to ours
         where = f"{method} {self.api} {_path_only(path)}"
+        started = time.perf_counter()
+
+        def observe(status: str) -> None:
+            metrics.observe_zgw(self.api, method, path, status, time.perf_counter() - started)
+
         try:
             response = self.session.request(method, path, params=params, json=json, headers=headers)
         except InvalidURLError:
             raise RegistrationFailed(f"{where}: URL outside the configured API root {self.base_url}") from None
         except requests.Timeout:
-            log.warning("zgw %s: time-out", where)
+            observe("timeout")
+            log.debug("zgw %s: time-out", where)
             raise RegistryUnavailable(f"{where}: time-out") from None
         except requests.ConnectionError:
-            log.warning("zgw %s: connection failed", where)
+            observe("connection_error")
+            log.debug("zgw %s: connection failed", where)
             raise RegistryUnavailable(f"{where}: connection failed") from None
         except requests.RequestException as exc:
-            log.warning("zgw %s: %s", where, type(exc).__name__)
+            observe("error")
+            log.debug("zgw %s: %s", where, type(exc).__name__)
             raise RegistryUnavailable(f"{where}: {type(exc).__name__}") from None
         status = response.status_code
+        observe(str(status))
         log.debug("zgw %s → %s", where, status)
         if status >= 500 or status == 429:
-            log.warning("zgw %s answered %s", where, status)
+            log.debug("zgw %s answered %s", where, status)
             raise RegistryUnavailable(f"{where} answered {status}")
         if status >= 400:
             raise _refusal(where, response)
@@ -186,7 +201,7 @@ def _refusal(where: str, response: requests.Response) -> ZgwRefused:
                 params.append({k: scrub(str(item.get(k) or "")) for k in ("name", "code", "reason")})
     message = scrub(f"{where} answered {status}" + (f" {code}" if code else "") + (f": {title}" if title else ""))
     instance = body.get("instance") if isinstance(body, dict) else None
-    log.warning("zgw %s (instance %s, %d invalid params)", message, instance, len(params))
+    log.debug("zgw %s (instance %s, %d invalid params)", message, instance, len(params))
     return ZgwRefused(message, params, status=status)
 
 

@@ -14,16 +14,18 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ...domain.bsn import Bsn
 from ...domain.errors import RegistrationFailed, RegistryUnavailable, ZaakNotFound
 from ...ports import ZaakRef
-from ...settings import Settings
+from ...settings import ConfigError, Settings
+from .auth import acting_as
 from .catalogue import CatalogueRefs, resolve_catalogue
-from .client import Http, build_clients
+from .client import Http, ZgwRefused, build_clients
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,12 @@ class ZgwHttpRegistry:
         self._lock = threading.Lock()
         self._zaaktype_of: dict[str, str] = {}
         self._statustypen: dict[tuple[str, str], str] = {}
+
+    @contextmanager
+    def acting_for(self, user_id: str, user_representation: str) -> Iterator[None]:
+        """Requests in this block carry the behandelaar in the JWT (``user_id``, ``user_representation``)."""
+        with acting_as(user_id, user_representation):
+            yield
 
     # -- catalogue ---------------------------------------------------------------------------------
 
@@ -118,11 +126,26 @@ class ZgwHttpRegistry:
                 return self._zaak_ref(zaak)
         raise ZaakNotFound(f"no zaak with identificatie {identificatie!r} for this bronorganisatie")
 
+    def zaken_with_identificatie(self, identificatie: str) -> list[ZaakRef]:
+        found = self.zaken.list_all("zaken", {"identificatie": identificatie}, crs=True)
+        return [self._zaak_ref(zaak) for zaak in found if zaak.get("identificatie") == identificatie]
+
     def _zaak_ref(self, zaak: dict[str, Any]) -> ZaakRef:
         url = str(zaak["url"])
         if zaak.get("zaaktype"):
             self._zaaktype_of[url] = str(zaak["zaaktype"])
-        return ZaakRef(url=url, identificatie=str(zaak.get("identificatie") or ""))
+        einddatum = None
+        if zaak.get("einddatum"):
+            try:
+                einddatum = date.fromisoformat(str(zaak["einddatum"]))
+            except ValueError:
+                einddatum = date.min  # unreadable, but set: treat as closed
+        return ZaakRef(
+            url=url,
+            identificatie=str(zaak.get("identificatie") or ""),
+            bronorganisatie=str(zaak.get("bronorganisatie") or ""),
+            einddatum=einddatum,
+        )
 
     # -- rol ---------------------------------------------------------------------------------------
 
@@ -309,6 +332,50 @@ class ZgwHttpRegistry:
         return None
 
 
+#: A read on each API proves the credentials and the read scope; the write scopes (zaken.aanmaken,
+#: zaken.bijwerken, documenten.aanmaken) can only be proven by a write, which check-config never makes.
+_PROBES = (
+    ("zaken", "zaken", "zaken.lezen", "ZGWID_ZGW_ZAKEN_URL"),
+    ("documenten", "enkelvoudiginformatieobjecten", "documenten.lezen", "ZGWID_ZGW_DOCUMENTEN_URL"),
+)
+
+
+def check_access(registry: ZgwHttpRegistry) -> list[str]:
+    """``check-config``: resolve the catalogue (Catalogi API, catalogi.lezen), then read the Zaken and the
+    Documenten API once each. Returns what was resolved, one line each; raises ConfigError naming the API,
+    the scope that is missing (401/403) or the setting to fix (404), RegistryUnavailable when unreachable."""
+    settings = registry.settings
+    refs = registry.refs
+    lines = [
+        f"client_id:             {settings.zgw.client_id}",
+        f"catalogus:             {refs.catalogus_url}",
+        f"zaaktype:              {refs.zaaktype_url}",
+        f"roltype (initiator):   {refs.roltype_url}",
+        f"statustype (first):    {refs.statustype_url}",
+        f"informatieobjecttype:  {refs.informatieobjecttype_url}",
+    ]
+    probe_id = DOCUMENT_PREFIX + "check-config"
+    for api, resource, scope, setting_name in _PROBES:
+        client = registry.zaken if api == "zaken" else registry.documenten
+        params = {"identificatie": probe_id, "bronorganisatie": settings.rsin}
+        try:
+            client.get(resource, params, crs=api == "zaken")
+        except ZgwRefused as exc:
+            if exc.status in (401, 403):
+                raise ConfigError(
+                    f"the {api.capitalize()} API refused a read ({exc}): the Applicatie of client_id "
+                    f"{settings.zgw.client_id!r} lacks the scope {scope} (for zaaktype "
+                    f"{settings.zgw.zaaktype_identificatie!r}), or ZGWID_ZGW_SECRET is not its secret"
+                ) from None
+            raise ConfigError(f"the {api.capitalize()} API refused a read ({exc}); check {setting_name}") from None
+        lines.append(f"{api + ' API:':<22} {client.base_url} (read with {scope}: ok)")
+    lines.append(
+        "not provable by a read: zaken.aanmaken, zaken.bijwerken, documenten.aanmaken (a missing one fails the "
+        "first registration, which can then be resumed)"
+    )
+    return lines
+
+
 def _parse_time(value: Any) -> datetime:
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -337,4 +404,11 @@ def build_registry(
     return registry
 
 
-__all__ = ["RegistryUnavailable", "ZgwHttpRegistry", "build_registry", "document_identificatie", "marker_key"]
+__all__ = [
+    "RegistryUnavailable",
+    "ZgwHttpRegistry",
+    "build_registry",
+    "check_access",
+    "document_identificatie",
+    "marker_key",
+]

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup browser-deps proxy-deps postgres lint typecheck bench e2e translations specs lock container-smoke clean
+.PHONY: demo test setup browser-deps proxy-deps bench-deps postgres lint typecheck bench e2e translations specs lock container-smoke clean
 
 # requirements.lock pins every dependency (runtime and dev) at the tested version; the image uses it too.
 $(STAMP): pyproject.toml requirements.lock
@@ -74,8 +74,14 @@ lock:
 container-smoke:
 	scripts/container_smoke.sh
 
-bench: setup
+# Debian's wrk: the load generator of scripts/bench_service.py.
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+# The hot paths in one process, then the service under gunicorn against hello world (BENCH_ARGS=--quick).
+bench: setup bench-deps postgres
 	$(BIN)/python scripts/benchmark.py
+	$(BIN)/python scripts/bench_service.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .lock-venv node_modules instance test-artifacts

@@ -23,6 +23,8 @@ BASE_URL = "http://testserver.local"
 PASSWORD = "correct horse battery staple"
 API_KEY = "test-api-key-0123456789"
 OTHER_API_KEY = "other-api-key-9876543210"
+TRUSTED_API_KEY = "trusted-api-key-5555555555"  # acts_for_staff: names the behandelaar
+TEAM_API_KEY = "team-api-key-7777777777"  # acts_for_staff and team: sees all sessions it started
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -33,7 +35,7 @@ def csrf(html: str) -> str:
     return match.group(1)
 
 
-def demo_app(tmp_path: Path, **overrides: Any) -> Flask:
+def demo_app(tmp_path: Path, *, clock: Any = None, store: Any = None, **overrides: Any) -> Flask:
     settings = make_settings(
         tmp_path,
         base_url=BASE_URL,
@@ -44,10 +46,18 @@ def demo_app(tmp_path: Path, **overrides: Any) -> Flask:
         api_keys={
             "demo": {"key_hash": hash_secret_sha256(API_KEY), "name": "Demo", "behandelaar": "Team Burgerzaken"},
             "other": {"key_hash": hash_secret_sha256(OTHER_API_KEY), "name": "Other", "behandelaar": "Team X"},
+            "zac": {"key_hash": hash_secret_sha256(TRUSTED_API_KEY), "name": "ZAC", "acts_for_staff": True},
+            "kcc": {
+                "key_hash": hash_secret_sha256(TEAM_API_KEY),
+                "name": "KCC",
+                "acts_for_staff": True,
+                "team": True,
+            },
         },
         **overrides,
     )
-    return create_app(settings)
+    adapters = {name: value for name, value in (("clock", clock), ("store", store)) if value is not None}
+    return create_app(settings, adapters=adapters)
 
 
 def path_of(url: str) -> str:

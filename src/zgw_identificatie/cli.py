@@ -1,16 +1,24 @@
 """zgw-identificatie demo | serve | worker | purge | health | saml-metadata | check-config | digid-metadata-check | …"""
 
+# Every command imports what it needs itself: ``--help`` and the small commands stay fast (no Flask,
+# SQLAlchemy or SAML at import time).
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
-import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .settings import ConfigError, describe, load_settings
+if TYPE_CHECKING:
+    from .settings import Settings
+
+
+def load_settings(*, validate: bool = True, **overrides: Any) -> Settings:
+    """settings.load_settings, imported when a command needs it (not for --help)."""
+    from .settings import load_settings as load
+
+    return load(validate=validate, **overrides)
 
 
 def _app(**overrides: Any) -> Any:
@@ -23,6 +31,8 @@ def demo_settings(given: Any, port: int) -> tuple[Any, str | None, str | None]:
     """The demo's settings: what the user set explicitly is kept (a real zaaksysteem with
     ``ZGWID_ZGW_SANDBOX=false``, a real IdP with ``ZGWID_DIGID_SIMULATOR=false``, own accounts, a database);
     only what is unset gets a demo value. Returns (settings, demo password or None, demo API key or None)."""
+    import secrets
+
     from werkzeug.security import generate_password_hash
 
     from .settings import Settings
@@ -47,7 +57,14 @@ def demo_settings(given: Any, port: int) -> tuple[Any, str | None, str | None]:
     if not given.api_keys:
         api_key = given.api_key or secrets.token_urlsafe(24)
         overrides["api_keys"] = {
-            "demo": {"key_hash": hash_secret_sha256(api_key), "name": "Demo-client", "behandelaar": "Team Burgerzaken"}
+            # Acts for the behandelaar it names (README "API"), and as a team sees every session it started.
+            "demo": {
+                "key_hash": hash_secret_sha256(api_key),
+                "name": "Demo-client",
+                "behandelaar": "Team Burgerzaken",
+                "acts_for_staff": True,
+                "team": True,
+            }
         }
     import copy
 
@@ -354,6 +371,8 @@ def cmd_digid_metadata_check(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
     from werkzeug.security import generate_password_hash
 
     password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
@@ -362,6 +381,8 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_api_key(args: argparse.Namespace) -> int:
+    import secrets
+
     from .web.security import hash_secret_sha256
 
     key = args.key or secrets.token_urlsafe(32)
@@ -385,6 +406,33 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notificaties_kanaal(args: argparse.Namespace) -> int:
+    """Register the kanaal on the Notificaties API (the worker also does so before its first notificatie)."""
+    import requests
+
+    from .outbox import DeliveryFailed, ensure_kanaal
+
+    settings = load_settings()
+    if not settings.zgw.notificaties_url:
+        print("ZGWID_ZGW_NOTIFICATIES_URL is not set: no notificaties are sent", file=sys.stderr)
+        return 2
+    try:
+        print(f"kanaal {settings.zgw.notificaties_kanaal}: {ensure_kanaal(settings, requests.Session())}")
+    except DeliveryFailed as exc:
+        print(f"could not register the kanaal: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_webhook_secret(args: argparse.Namespace) -> int:
+    """A new Standard Webhooks secret for api_keys.<client>.webhook_secret."""
+    import base64
+    import secrets
+
+    print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     """The settings table in Markdown (the README's is generated with this), or the example TOML file."""
     if args.toml:
@@ -392,6 +440,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
         print(example_toml(), end="")
         return 0
+    from .settings import describe
+
     print("| Environment variable | TOML key | Default | What it does |\n| --- | --- | --- | --- |")
     for env, key, default, help_text in describe():
         print(f"| `{env}` | `{key}` | `{default}` | {help_text} |")
@@ -441,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         ("hash-password", cmd_hash_password, "hash a staff password (read from the terminal or stdin)"),
         ("generate-key", cmd_generate_key, "print a new encryption key for ZGWID_ENCRYPTION_KEYS"),
         ("rotate-keys", cmd_rotate_keys, "re-encrypt stored data with the newest encryption key"),
+        ("notificaties-kanaal", cmd_notificaties_kanaal, "register the kanaal on the Notificaties API"),
+        ("webhook-secret", cmd_webhook_secret, "print a new webhook signing secret (whsec_…)"),
     ]:
         sub.add_parser(name, help=text).set_defaults(func=func)
     p = sub.add_parser("health", help="health check of serve (its /health/live) or worker (its heartbeat)")
@@ -472,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tsa-cert", action="append", default=[], help="PEM/DER trust anchor for the timestamp authority")
     p.set_defaults(func=cmd_verify_proof)
     args = parser.parse_args(argv)
+    from .settings import ConfigError
+
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -12,6 +12,7 @@ from .domain.assurance import AssuranceLevel
 from .domain.audit import AuditEvent
 from .domain.bsn import Bsn
 from .domain.confirmation import CodeConfirmation
+from .domain.events import Delivery, SessionEvent
 from .domain.identity import DigidIdentity
 from .domain.proof import ProofData
 from .domain.registration import Registration
@@ -136,6 +137,34 @@ class SessionStore(OneTimeIds, Protocol):
         ...
 
     def list_for_owner(self, owner_id: str, *, limit: int = 50) -> Sequence[IdentificationSession]: ...
+    def list_sessions(
+        self,
+        *,
+        client_id: str | None = None,
+        owner_id: str | None = None,
+        state: str | None = None,
+        flow: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        before: tuple[datetime, str] | None = None,
+        limit: int = 50,
+    ) -> Sequence[IdentificationSession]:
+        """Newest first, filtered; ``before`` is the (created_at, id) cursor of the previous page's last session."""
+        ...
+
+    def claim_idempotency_key(
+        self, client_id: str, key: str, fingerprint: str, *, now: datetime, expires_at: datetime
+    ) -> tuple[str, str | None] | None:
+        """None when the caller now holds the key; else (fingerprint, session id or None) of its first use."""
+        ...
+
+    def settle_idempotency_key(self, client_id: str, key: str, session_id: str | None, expires_at: datetime) -> None:
+        """The session made under a held key; None releases the key (the create failed)."""
+        ...
+
+    def list_events(self, *, session_id: str | None = None) -> Sequence[SessionEvent]:
+        """The outbox: every change of a session's state, reason or registration, in order."""
+        ...
 
     def add_login_flow(self, flow: LoginFlow) -> None: ...
     def take_login_flow(self, flow_id: str, now: datetime) -> LoginFlow | None:
@@ -173,3 +202,15 @@ class SessionStore(OneTimeIds, Protocol):
     def purge(self, now: datetime) -> dict[str, int]:
         """Delete expired sessions, login flows and one-time ids; counts per kind."""
         ...
+
+
+class EventOutbox(Protocol):
+    """The outbox side of the store: events become deliveries per channel, claimed in order per session."""
+
+    def fan_out_events(
+        self, channels: Callable[[SessionEvent], Sequence[str]], now: datetime, *, limit: int
+    ) -> int: ...
+    def claim_due_deliveries(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Delivery]: ...
+    def finish_delivery(
+        self, delivery_id: int, *, now: datetime, ok: bool, error: str | None = None, retry_at: datetime | None = None
+    ) -> None: ...

@@ -106,6 +106,10 @@ class ZgwSettings:
         "(set it for 'serve' with the sandbox and several workers); empty: in memory ('demo' uses "
         "<instance>/zgw-sandbox.json)",
     )
+    notificaties_url: str = setting(
+        "", "Root of a Notificaties API 1.0.0 (e.g. Open Notificaties .../api/v1/); empty: no notificaties"
+    )
+    notificaties_kanaal: str = setting("identificaties", "Kanaal this service publishes session changes on")
     statustype_code_klopt: str = setting(
         "Identiteit vastgesteld",
         "omschrijving of the statustype set when the behandelaar confirms the §2.1 code; empty: no status",
@@ -189,8 +193,10 @@ class Settings:
     staff_users: dict[str, dict[str, str]] = setting(
         {}, "Local staff accounts: {username: {name, password_hash}} (hash from 'zgw-identificatie hash-password')"
     )
-    api_keys: dict[str, dict[str, str]] = setting(
-        {}, "API clients: {client_id: {key_hash, behandelaar, name}} (hash from 'zgw-identificatie hash-password')"
+    api_keys: dict[str, dict[str, Any]] = setting(
+        {},
+        "API clients: {client_id: {key_hash, behandelaar, name, acts_for_staff, team, webhook_url, webhook_secret}}"
+        " (hash from 'zgw-identificatie hash-api-key'; see README 'API')",
     )
     registration_max_attempts: int = setting(12, "Give up a registration after this many transient failures")
     worker_in_process: bool = setting(True, "Process registrations in a thread of the web process")
@@ -223,6 +229,10 @@ class Settings:
         0, "Serve Prometheus metrics without a token on this separate port (gunicorn master, worker); 0: off"
     )
     metrics_bind: str = setting("127.0.0.1", "Address the separate metrics port listens on (0.0.0.0 in a container)")
+    staff_frame_ancestors: list[str] = setting(
+        [], "Origins allowed to frame the staff session page (CSP frame-ancestors), e.g. https://zaken.gemeente.nl"
+    )
+    event_max_attempts: int = setting(50, "Give up delivering one event (notificatie or webhook) after this many tries")
     digid: DigidSettings = field(default_factory=DigidSettings)
     zgw: ZgwSettings = field(default_factory=ZgwSettings)
     oidc: OidcSettings = field(default_factory=OidcSettings)

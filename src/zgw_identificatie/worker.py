@@ -1,4 +1,5 @@
-"""Background work: pending registrations (with backoff) and the erasure of expired records."""
+"""Background work: pending registrations (with backoff), event deliveries (outbox) and the erasure of
+expired records."""
 
 from __future__ import annotations
 
@@ -70,6 +71,13 @@ def _confirmations(services: Services, limit: int) -> int:
     )
 
 
+def run_events(services: Services) -> int:
+    """Deliver due events from the outbox (notificaties, webhooks); returns how many were attempted."""
+    from . import outbox
+
+    return outbox.run_once(services)
+
+
 def purge(services: Services) -> dict[str, int]:
     counts = services.store.purge(services.clock.now())
     if services.settings.digid.simulator:
@@ -110,6 +118,10 @@ def loop(
                 unavailable_logged = time.monotonic()
         except Exception:  # the loop must survive; the registration keeps its state
             log.exception("registration worker iteration failed")
+        try:
+            run_events(services)
+        except Exception:  # the deliveries keep their state and are retried
+            log.exception("event delivery iteration failed")
         if time.monotonic() - last_purge >= services.settings.purge_interval_seconds:
             try:
                 purge(services)

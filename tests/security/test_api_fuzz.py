@@ -42,7 +42,9 @@ def api_schema(api_app):
 
 OPERATIONS = [
     ("/sessions", "POST"),
+    ("/sessions", "GET"),
     ("/sessions/{id}", "GET"),
+    ("/sessions/{id}", "DELETE"),
     ("/sessions/{id}/registration/retry", "POST"),
     ("/sessions/{id}/complete", "POST"),
     ("/sessions/{id}/confirmation", "POST"),

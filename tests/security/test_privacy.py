@@ -152,7 +152,8 @@ def test_no_bsn_in_any_log_record_url_location_or_cookie(app, rec):
 def test_no_bsn_in_the_database_after_completion(app):
     """Completed, erased (mutual), failed and cancelled sessions: no BSN in plain text anywhere."""
     ids = all_flows(app)
-    assert services_of(app).store.get(ids["mutual"]) is None  # §2.3: erased on Voltooien
+    erased = services_of(app).store.get(ids["mutual"])  # §2.3: Voltooien erases the BSN, a tombstone stays
+    assert erased is not None and erased.state.value == "completed" and erased.bsn is None
     assert bsn_in_database(app) == []
 
 

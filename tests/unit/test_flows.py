@@ -145,14 +145,19 @@ def test_a_matching_code_check_is_recorded_as_proof(env):
 
 
 def test_mutual_stores_the_bsn_and_complete_erases_the_record_and_leaves_an_audit_hash(env):
-    """§2.3: BSN on the record after login; Voltooien hard-deletes; audit keeps a keyed hash only."""
+    """§2.3: BSN on the record after login; Voltooien erases everything personal at once (a tombstone
+    without BSN stays until expiry, like every flow); completing twice is a no-op; audit keeps a keyed hash."""
     s = mutual.start(**owner(), **env)
     mutual.citizen_authenticated(s, FakeIdentityProvider().login_as(BSN), **env)
     assert env["store"].get(s.id).bsn == Bsn(BSN)
     mutual.complete(s.id, owner_id="local:sanne", **env)
-    assert env["store"].get(s.id) is None
+    tombstone = env["store"].get(s.id)
+    assert tombstone.bsn is None and tombstone.state.value == "completed" and tombstone.ended_at is not None
+    assert BSN not in repr(tombstone)
     erased = env["store"].audit[-1]
     assert erased.event == "erased" and erased.bsn_hash and len(erased.bsn_hash) == 64
+    mutual.complete(s.id, owner_id="local:sanne", **env)
+    assert env["store"].audit[-1] is erased  # idempotent: nothing happens twice
 
 
 def test_only_the_owner_may_complete_or_read_a_session(env):

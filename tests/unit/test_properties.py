@@ -180,7 +180,10 @@ class SessionMachine(RuleBasedStateMachine):
     def complete(self) -> None:
         was = self.s.state
         exc = self._try(self.s.completed)
-        assert (exc is None) == (was is SessionState.AUTHENTICATED)
+        # Completing is allowed after a login, and completing again is a no-op (idempotent).
+        assert (exc is None) == (was in (SessionState.AUTHENTICATED, SessionState.COMPLETED))
+        if exc is None:
+            assert self.s.state is SessionState.COMPLETED and self.s.bsn is None
 
     @precondition(lambda self: not self.ever_expired)
     @rule(minutes=st.integers(min_value=0, max_value=20))

@@ -31,8 +31,11 @@ def run_loop(monkeypatch: pytest.MonkeyPatch, failure: Exception | None, iterati
         return 0
 
     monkeypatch.setattr(worker, "run_once", run_once)
+    monkeypatch.setattr(worker, "run_events", lambda services: 0)
     services = SimpleNamespace(
-        settings=SimpleNamespace(purge_interval_seconds=3600), store=SimpleNamespace(purge=lambda now: {}), clock=None
+        settings=SimpleNamespace(purge_interval_seconds=3600, digid=SimpleNamespace(simulator=False)),
+        store=SimpleNamespace(purge=lambda now: {}),
+        clock=None,
     )
     services.clock = SimpleNamespace(now=lambda: None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 
@@ -161,7 +162,8 @@ def test_new_citizen_gets_a_code_and_a_zaaknummer_and_the_zaak_has_the_rol_and_t
 
 
 def test_mutual_shows_the_behandelaar_to_the_citizen_and_the_bsn_to_the_behandelaar_then_erases(app):
-    """§2.3: name on the citizen page, BSN and level to staff (page and JSON), Voltooien → row gone."""
+    """§2.3: name on the citizen page, BSN and level to staff (page and JSON), Voltooien → BSN gone at once
+    (a tombstone without personal data stays until expiry), the citizen link is dead."""
     staff = Staff.login(app)
     sid = staff.start("mutual")
     citizen = Citizen.new(app)
@@ -178,8 +180,11 @@ def test_mutual_shows_the_behandelaar_to_the_citizen_and_the_bsn_to_the_behandel
     assert BSN.encode() not in raw
     assert staff.complete(sid) == 303
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM sessions WHERE id = :id"), {"id": sid}).scalar_one() == 0
-    assert Citizen.new(app).open(sid).status_code == 404
+        row = conn.execute(sa.text("SELECT state, bsn_enc FROM sessions WHERE id = :id"), {"id": sid}).one()
+    assert tuple(row) == ("completed", None)
+    assert "bsn" not in staff.status(sid) and BSN not in staff.client.get(f"/staff/sessions/{sid}").text
+    dead = Citizen.new(app).open(sid)
+    assert dead.status_code == 409 and BSN not in dead.text  # the link is used up
     events = services_of(app).store.list_audit(session_id=sid)
     erased = [e for e in events if e.event == "erased"]
     assert erased and erased[0].bsn_hash and BSN not in erased[0].bsn_hash
@@ -202,14 +207,16 @@ def test_an_api_client_cannot_read_another_clients_session(app):
 
 
 def test_the_api_mutual_flow_hands_over_the_bsn_and_complete_erases_it(app):
-    """GET shows the BSN once logged in; POST complete → 204 and the session is gone."""
+    """GET shows the BSN once logged in; POST complete → 204 and the BSN is gone; completing twice is a no-op."""
     body = api_start(app, {"flow": "mutual"}).get_json()
     assert body["behandelaar"] == "Team Burgerzaken"
     Citizen.new(app).login(body["id"], bsn=OTHER_BSN)
     client = app.test_client()
     assert client.get(f"/api/v1/sessions/{body['id']}", headers=AUTH).get_json()["bsn"] == OTHER_BSN
     assert client.post(f"/api/v1/sessions/{body['id']}/complete", headers=AUTH).status_code == 204
-    assert client.get(f"/api/v1/sessions/{body['id']}", headers=AUTH).status_code == 404
+    after = client.get(f"/api/v1/sessions/{body['id']}", headers=AUTH).get_json()
+    assert after["state"] == "completed" and "bsn" not in after and OTHER_BSN not in json.dumps(after)
+    assert client.post(f"/api/v1/sessions/{body['id']}/complete", headers=AUTH).status_code == 204
 
 
 @pytest.mark.parametrize(

@@ -3,24 +3,37 @@
 The schema is created and upgraded by Alembic (``migrations/``); ``tables`` below mirrors the
 newest migration and a test checks they agree. BSNs and proof payloads are stored encrypted
 (``DataCipher``) and deleted as soon as the flow no longer needs them.
+
+Database round trips are the store's main cost, so:
+
+* a method that runs one statement runs it in autocommit (one round trip, no BEGIN/COMMIT/ROLLBACK);
+  a method that needs several statements to agree runs them in one transaction;
+* there is no ping per checkout (``pool_pre_ping``): a pooled connection that died with a database
+  restart fails on its first statement; the pool is then invalidated and the unit of work is retried
+  once on a fresh connection (``_run``). A database that is really down raises ``OperationalError``,
+  which the web layer turns into a calm 503;
+* the statements are built once (module level, bind parameters), so SQLAlchemy's compiled cache hits;
+* ``purge`` works in bounded batches, each its own short transaction, so any backlog shrinks.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..domain.assurance import AssuranceLevel
 from ..domain.audit import AuditEvent
 from ..domain.bsn import Bsn
 from ..domain.confirmation import CodeConfirmation, ConfirmationState
+from ..domain.events import Delivery, SessionEvent, event_values
 from ..domain.proof import ProofData
 from ..domain.registration import Registration
 from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionReason, SessionState
@@ -28,6 +41,14 @@ from ..ports import LoginFlow
 from .crypto import DataCipher
 
 FAILED_PAYLOAD_RETENTION = timedelta(days=1)
+EVENT_RETENTION = timedelta(days=1)
+UNFINISHED_STATES = (
+    SessionState.CREATED.value,
+    SessionState.OPENED.value,
+    SessionState.AUTHENTICATED.value,
+)  # delivered or given-up events: kept a day for support, then deleted
+PURGE_BATCH = 5000  # rows per purge transaction: far below any driver's parameter limit, short locks
+T = TypeVar("T")
 CONFIRMATION_RETENTION = timedelta(days=1)  # finished §2.1 code confirmations, for the staff page meanwhile
 MIGRATION_LOCK_KEY = 0x7A67_7769_6400  # "zgwid": one advisory lock for schema migrations
 
@@ -62,7 +83,7 @@ sessions = sa.Table(
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
-    sa.Column("owner_id", sa.String(200), nullable=False, index=True),
+    sa.Column("owner_id", sa.String(200), nullable=False),
     sa.Column("owner_name", sa.String(200), nullable=False),
     sa.Column("gemeente", sa.String(200), nullable=False),
     sa.Column("min_level", sa.Integer, nullable=False),
@@ -81,6 +102,53 @@ sessions = sa.Table(
     sa.Column("registration_error", sa.Text),
     sa.Column("reason", sa.String(30)),
     sa.Column("ended_at", UTCDateTime()),
+    sa.Column("client_id", sa.String(200), index=True),
+    sa.Index("ix_sessions_owner_id_created_at", "owner_id", "created_at"),  # the staff overview
+)
+
+# Idempotency-Key of API creates: (client, key) → the fingerprint of the body and the session made for it.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("client_id", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("session_id", sa.String(64)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)
+
+# The outbox: one row per change of a session, written in the same transaction as the change.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.String(64), nullable=False, index=True),
+    sa.Column("client_id", sa.String(200)),
+    sa.Column("owner_id", sa.String(200), nullable=False),
+    sa.Column("flow", sa.String(20), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("detail", sa.String(40)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("fanned_out", sa.Boolean, nullable=False, index=True),
+)
+
+# One row per event and channel (the Notificaties API, an API client's webhook), retried with backoff.
+event_deliveries = sa.Table(
+    "event_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Integer, nullable=False, index=True),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(220), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("lease_until", UTCDateTime()),
+    sa.Column("last_error", sa.Text),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Index("ix_event_deliveries_order", "session_id", "channel", "state"),
 )
 
 login_flows = sa.Table(
@@ -128,6 +196,14 @@ registrations = sa.Table(
     sa.Column("user_id", sa.String(255)),
     sa.Column("user_representation", sa.String(255)),
     sa.Column("request_id", sa.String(64)),  # migration 0008
+    # The purge finds the payloads still held among all registrations ever made.
+    sa.Index(
+        "ix_registrations_held_payloads",
+        "state",
+        "updated_at",
+        postgresql_where=sa.text("payload_enc IS NOT NULL"),
+        sqlite_where=sa.text("payload_enc IS NOT NULL"),
+    ),
 )
 
 #: Demo only (migration 0008): the DigiD simulator's pending logins and issued artifacts, shared by every
@@ -190,7 +266,9 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # No pool_pre_ping (a round trip on every checkout): SqlSessionStore._run retries once on a
+    # connection that turns out to be dead.
+    return sa.create_engine(url, pool_size=5, max_overflow=10)
 
 
 def migrate(engine: Engine) -> None:
@@ -208,10 +286,214 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+# --- statements, built once -------------------------------------------------------------------
+
+_GET_SESSION = sessions.select().where(sessions.c.id == sa.bindparam("sid"))
+_INSERT_SESSION = sessions.insert()
+_UPDATE_SESSION = sessions.update().where(sessions.c.id == sa.bindparam("sid"))
+_LOCK_SESSION = sessions.select().where(sessions.c.id == sa.bindparam("sid")).with_for_update()
+_INSERT_EVENT = events.insert()
+_DELETE_SESSION = sessions.delete().where(sessions.c.id == sa.bindparam("sid"))
+_DELETE_SESSION_FLOWS = login_flows.delete().where(login_flows.c.session_id == sa.bindparam("sid"))
+_LIST_FOR_OWNER = (
+    sessions.select()
+    .where(sessions.c.owner_id == sa.bindparam("owner"))
+    .order_by(sessions.c.created_at.desc())
+    .limit(sa.bindparam("lim", type_=sa.Integer))
+)
+_INSERT_FLOW = login_flows.insert()
+_TAKE_FLOW = (
+    login_flows.update()
+    .where(
+        login_flows.c.id == sa.bindparam("fid"),
+        login_flows.c.consumed_at.is_(None),
+        login_flows.c.expires_at > sa.bindparam("now", type_=UTCDateTime()),
+    )
+    .values(consumed_at=sa.bindparam("now", type_=UTCDateTime()))
+    .returning(*login_flows.c)
+)
+_INSERT_ONE_TIME = one_time_ids.insert()
+_INSERT_REGISTRATION = registrations.insert()
+_GET_REGISTRATION = registrations.select().where(registrations.c.id == sa.bindparam("rid"))
+_REGISTRATION_FOR_SESSION = (
+    registrations.select()
+    .where(registrations.c.session_id == sa.bindparam("sid"))
+    .order_by(registrations.c.created_at.desc())
+    .limit(1)
+)
+_UPDATE_REGISTRATION = registrations.update().where(registrations.c.id == sa.bindparam("rid"))
+_DUE = sa.and_(
+    registrations.c.state.in_([RegistrationState.PENDING.value, RegistrationState.RETRYING.value]),
+    registrations.c.next_attempt_at <= sa.bindparam("now", type_=UTCDateTime()),
+    sa.or_(
+        registrations.c.lease_until.is_(None),
+        registrations.c.lease_until < sa.bindparam("now", type_=UTCDateTime()),
+    ),
+)
+_DUE_IDS = (
+    sa.select(registrations.c.id)
+    .where(_DUE)
+    .order_by(registrations.c.next_attempt_at)
+    .limit(sa.bindparam("lim", type_=sa.Integer))
+)
+_CLAIM = (
+    registrations.update()
+    .where(registrations.c.id == sa.bindparam("rid"), _DUE)
+    .values(lease_until=sa.bindparam("until", type_=UTCDateTime()))
+    .returning(*registrations.c)
+)
+_INSERT_AUDIT = audit_events.insert()
+
+# Purge: one bounded batch per statement; the caller loops until a batch comes back short.
+_BEFORE = sa.bindparam("now", type_=UTCDateTime())
+_BATCH = sa.bindparam("batch", type_=sa.Integer)
+_EXPIRED_SESSIONS = (
+    sa.select(sessions.c.id, sessions.c.client_id, sessions.c.owner_id, sessions.c.flow, sessions.c.state)
+    .where(sessions.c.expires_at <= _BEFORE)
+    .limit(_BATCH)
+)
+_DELETE_FLOWS_OF = login_flows.delete().where(login_flows.c.session_id.in_(sa.bindparam("ids", expanding=True)))
+_DELETE_SESSIONS = sessions.delete().where(sessions.c.id.in_(sa.bindparam("ids", expanding=True)))
+# On PostgreSQL one statement per batch: the batch's ids stay in the server (the CTE is computed
+# once), no id travels to Python and back. Two DELETEs: the login flows through their session_id
+# index, the sessions by the row addresses just read (a TID scan, no index lookups) — not one DELETE
+# with ``expires_at <= … OR session_id IN (…)``, which can use no index at all. A row changed between
+# the read and the delete is skipped (its address changed) and goes in the next batch or run.
+_PG_PURGE_SESSIONS = sa.text(
+    "WITH doomed AS MATERIALIZED (SELECT ctid AS tid, id, client_id, owner_id, flow, state FROM sessions"
+    " WHERE expires_at <= :now LIMIT :batch),"
+    # The last event of a session nobody finished (the outbox tells its client it expired).
+    " expired AS (INSERT INTO events (session_id, client_id, owner_id, flow, type, state, detail, created_at,"
+    " fanned_out) SELECT id, client_id, owner_id, flow, 'session.expired', state, 'expired', :stamp, false"
+    " FROM doomed WHERE state IN ('created', 'opened', 'authenticated') RETURNING 1),"
+    " flows AS (DELETE FROM login_flows WHERE session_id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING 1),"
+    " gone AS (DELETE FROM sessions WHERE ctid = ANY (ARRAY(SELECT tid FROM doomed)) RETURNING 1)"
+    " SELECT (SELECT count(*) FROM doomed) AS read, (SELECT count(*) FROM gone) AS sessions,"
+    " (SELECT count(*) FROM flows) AS login_flows, (SELECT count(*) FROM expired) AS expired_events"
+).bindparams(
+    sa.bindparam("now", type_=UTCDateTime()),
+    sa.bindparam("batch", type_=sa.Integer),
+    sa.bindparam("stamp", type_=UTCDateTime()),
+)
+_DELETE_EXPIRED_FLOWS = login_flows.delete().where(
+    login_flows.c.id.in_(sa.select(login_flows.c.id).where(login_flows.c.expires_at <= _BEFORE).limit(_BATCH))
+)
+_DELETE_EXPIRED_ONE_TIME = one_time_ids.delete().where(
+    sa.tuple_(one_time_ids.c.kind, one_time_ids.c.value).in_(
+        sa.select(one_time_ids.c.kind, one_time_ids.c.value).where(one_time_ids.c.expires_at <= _BEFORE).limit(_BATCH)
+    )
+)
+_DELETE_EXPIRED_IDEMPOTENCY = idempotency_keys.delete().where(
+    sa.tuple_(idempotency_keys.c.client_id, idempotency_keys.c.key).in_(
+        sa.select(idempotency_keys.c.client_id, idempotency_keys.c.key)
+        .where(idempotency_keys.c.expires_at <= _BEFORE)
+        .limit(_BATCH)
+    )
+)
+# Delivered or given-up events are kept EVENT_RETENTION for support, then deleted.
+_DELETE_OLD_DELIVERIES = event_deliveries.delete().where(
+    event_deliveries.c.id.in_(
+        sa.select(event_deliveries.c.id)
+        .where(
+            event_deliveries.c.state != "pending",
+            event_deliveries.c.finished_at <= sa.bindparam("kept_after", type_=UTCDateTime()),
+        )
+        .limit(_BATCH)
+    )
+)
+_DELETE_OLD_EVENTS = events.delete().where(
+    events.c.id.in_(
+        sa.select(events.c.id)
+        .where(
+            events.c.fanned_out.is_(True),
+            events.c.created_at <= sa.bindparam("kept_after", type_=UTCDateTime()),
+            ~sa.exists().where(event_deliveries.c.event_id == events.c.id),
+        )
+        .limit(_BATCH)
+    )
+)
+_DROP_PAYLOADS = (
+    registrations.update()
+    .where(
+        registrations.c.id.in_(
+            sa.select(registrations.c.id)
+            .where(
+                registrations.c.payload_enc.is_not(None),
+                sa.or_(
+                    registrations.c.state == RegistrationState.DONE.value,
+                    sa.and_(
+                        registrations.c.state == RegistrationState.FAILED.value,
+                        registrations.c.updated_at <= sa.bindparam("failed_before", type_=UTCDateTime()),
+                    ),
+                ),
+            )
+            .limit(_BATCH)
+        )
+    )
+    .values(payload_enc=None)
+)
+# §2.1 code confirmations on the zaak (or given up) a day ago: the zaak and the audit events keep them.
+_DELETE_OLD_CONFIRMATIONS = code_confirmations.delete().where(
+    code_confirmations.c.id.in_(
+        sa.select(code_confirmations.c.id)
+        .where(
+            code_confirmations.c.state != ConfirmationState.PENDING.value,
+            code_confirmations.c.confirmed_at <= sa.bindparam("confirmed_before", type_=UTCDateTime()),
+        )
+        .limit(_BATCH)
+    )
+)
+
+
+def _disconnected(exc: DBAPIError) -> bool:
+    return bool(exc.connection_invalidated)
+
+
 class SqlSessionStore:
     def __init__(self, engine: Engine, cipher: DataCipher) -> None:
         self.engine = engine
         self.cipher = cipher
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        self._engine = engine
+        # The same pool; a connection checked out from this one commits every statement on its own.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def _run(self, work: Callable[[sa.Connection], T], *, transaction: bool = False, retry: bool = False) -> T:
+        """Run ``work`` on a pooled connection: in autocommit (one statement, one round trip) or in one
+        transaction.
+
+        Pooled connections are not pinged. After a database restart the first statement on an old
+        connection fails as a disconnect; SQLAlchemy then invalidates the whole pool, so the next
+        checkout connects afresh. Work that may safely run twice (reads, the purge) passes
+        ``retry=True`` and is retried once at once; a write is not repeated (it may have committed
+        before the connection broke) and its ``OperationalError`` becomes the calm 503."""
+        engine = self._engine if transaction else self._autocommit
+        for attempt in (1, 2):
+            try:
+                if transaction:
+                    with engine.begin() as conn:
+                        return work(conn)
+                with engine.connect() as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                if attempt == 2 or not retry or not _disconnected(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _one(self, statement: Any, params: dict[str, Any] | None = None, *, retry: bool = False) -> Any:
+        """One statement in autocommit; returns the first row (or None), or the rowcount for DML."""
+
+        def work(conn: sa.Connection) -> Any:
+            result = conn.execute(statement, params or {})
+            return result.first() if result.returns_rows else result.rowcount
+
+        return self._run(work, retry=retry)
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -241,6 +523,7 @@ class SqlSessionStore:
             "registration_error": s.registration_error,
             "reason": s.reason.value if s.reason else None,
             "ended_at": s.ended_at,
+            "client_id": s.client_id,
         }
 
     def _session(self, r: Any) -> IdentificationSession:
@@ -269,60 +552,271 @@ class SqlSessionStore:
             registration_error=r.registration_error,
             reason=SessionReason(r.reason) if r.reason else None,
             ended_at=r.ended_at,
+            client_id=r.client_id,
         )
 
     def add(self, session: IdentificationSession) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(sessions.insert().values(**self._session_row(session)))
+        row = self._session_row(session)
+
+        def work(conn: sa.Connection) -> None:
+            conn.execute(_INSERT_SESSION, row)
+            self._record_event(conn, None, session)
+
+        self._run(work, transaction=True)
+
+    def _record_event(self, conn: Any, old: IdentificationSession | None, new: IdentificationSession) -> None:
+        values = event_values(old, new)
+        if values is not None:
+            conn.execute(_INSERT_EVENT, {**values, "created_at": datetime.now(UTC), "fanned_out": False})
 
     def get(self, session_id: str) -> IdentificationSession | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sessions.select().where(sessions.c.id == session_id)).first()
+        row = self._one(_GET_SESSION, {"sid": session_id}, retry=True)
         return self._session(row) if row else None
 
     def update(self, session: IdentificationSession) -> None:
         row = self._session_row(session)
-        row.pop("id")
-        with self.engine.begin() as conn:
-            conn.execute(sessions.update().where(sessions.c.id == session.id).values(**row))
+        row["sid"] = row.pop("id")
 
-    def delete(self, session_id: str) -> bool:
-        with self.engine.begin() as conn:
-            conn.execute(login_flows.delete().where(login_flows.c.session_id == session_id))
-            return conn.execute(sessions.delete().where(sessions.c.id == session_id)).rowcount > 0
+        def work(conn: sa.Connection) -> None:
+            # The row lock orders concurrent changes of one session, so its events are in the order they happened.
+            before = conn.execute(_LOCK_SESSION, {"sid": session.id}).first()
+            conn.execute(_UPDATE_SESSION, row)
+            if before is not None:
+                self._record_event(conn, self._session(before), session)
 
-    def list_for_owner(self, owner_id: str, *, limit: int = 50) -> Sequence[IdentificationSession]:
-        query = (
-            sessions.select().where(sessions.c.owner_id == owner_id).order_by(sessions.c.created_at.desc()).limit(limit)
-        )
+        self._run(work, transaction=True)
+
+    def list_sessions(
+        self,
+        *,
+        client_id: str | None = None,
+        owner_id: str | None = None,
+        state: str | None = None,
+        flow: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        before: tuple[datetime, str] | None = None,
+        limit: int = 50,
+    ) -> Sequence[IdentificationSession]:
+        """Newest first; ``before`` is a cursor: (created_at, id) of the last session of the previous page."""
+        query = sessions.select().order_by(sessions.c.created_at.desc(), sessions.c.id.desc()).limit(limit)
+        for column, value in (
+            (sessions.c.client_id, client_id),
+            (sessions.c.owner_id, owner_id),
+            (sessions.c.state, state),
+            (sessions.c.flow, flow),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if created_after is not None:
+            query = query.where(sessions.c.created_at >= created_after)
+        if created_before is not None:
+            query = query.where(sessions.c.created_at < created_before)
+        if before is not None:
+            at, last_id = before
+            query = query.where(
+                sa.or_(sessions.c.created_at < at, sa.and_(sessions.c.created_at == at, sessions.c.id < last_id))
+            )
         with self.engine.connect() as conn:
             return [self._session(r) for r in conn.execute(query)]
+
+    # --- idempotency keys ----------------------------------------------------------------------
+
+    def claim_idempotency_key(
+        self, client_id: str, key: str, fingerprint: str, *, now: datetime, expires_at: datetime
+    ) -> tuple[str, str | None] | None:
+        """None: the caller owns the key now and creates the session. Otherwise (fingerprint, session id or
+        None while the first request is still creating it) of the earlier request with this key."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                idempotency_keys.delete().where(
+                    idempotency_keys.c.client_id == client_id,
+                    idempotency_keys.c.key == key,
+                    idempotency_keys.c.expires_at <= now,
+                )
+            )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    idempotency_keys.insert().values(
+                        client_id=client_id, key=key, fingerprint=fingerprint, created_at=now, expires_at=expires_at
+                    )
+                )
+            return None
+        except IntegrityError:
+            pass
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.session_id).where(
+                    idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
+                )
+            ).first()
+        return (row.fingerprint, row.session_id) if row else ("", None)
+
+    def settle_idempotency_key(self, client_id: str, key: str, session_id: str | None, expires_at: datetime) -> None:
+        """Record the session made for a claimed key; None releases the claim (the create failed)."""
+        where = sa.and_(idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key)
+        with self.engine.begin() as conn:
+            if session_id is None:
+                conn.execute(idempotency_keys.delete().where(where))
+            else:
+                conn.execute(
+                    idempotency_keys.update().where(where).values(session_id=session_id, expires_at=expires_at)
+                )
+
+    # --- events (outbox) -----------------------------------------------------------------------
+
+    def _event(self, r: Any) -> SessionEvent:
+        return SessionEvent(
+            id=r.id,
+            session_id=r.session_id,
+            client_id=r.client_id,
+            owner_id=r.owner_id,
+            flow=r.flow,
+            type=r.type,
+            state=r.state,
+            detail=r.detail,
+            created_at=r.created_at,
+        )
+
+    def list_events(self, *, session_id: str | None = None) -> Sequence[SessionEvent]:
+        query = events.select().order_by(events.c.id)
+        if session_id:
+            query = query.where(events.c.session_id == session_id)
+        with self.engine.connect() as conn:
+            return [self._event(r) for r in conn.execute(query)]
+
+    def fan_out_events(self, channels: Callable[[SessionEvent], Sequence[str]], now: datetime, *, limit: int) -> int:
+        """Turn new events into one pending delivery per channel, in event order; returns the events handled."""
+        with self.engine.connect() as conn:
+            rows = list(
+                conn.execute(events.select().where(events.c.fanned_out.is_(False)).order_by(events.c.id).limit(limit))
+            )
+        done = 0
+        for r in rows:
+            earlier = events.alias("earlier")
+            # Never before an earlier event of the same session (another worker may still be fanning it out):
+            # its deliveries exist before this event's do, so the per-session order holds across workers.
+            earlier_pending = sa.exists().where(
+                earlier.c.session_id == r.session_id, earlier.c.id < r.id, earlier.c.fanned_out.is_(False)
+            )
+            with self.engine.begin() as conn:
+                won = conn.execute(
+                    events.update()
+                    .where(events.c.id == r.id, events.c.fanned_out.is_(False), ~earlier_pending)
+                    .values(fanned_out=True)
+                ).rowcount
+                if won != 1:
+                    continue
+                for channel in channels(self._event(r)):
+                    conn.execute(
+                        event_deliveries.insert().values(
+                            event_id=r.id,
+                            session_id=r.session_id,
+                            channel=channel,
+                            state="pending",
+                            attempts=0,
+                            next_attempt_at=now,
+                        )
+                    )
+                done += 1
+        return done
+
+    def claim_due_deliveries(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Delivery]:
+        """Pending deliveries that are due and first in line for their session and channel (ordered per session)."""
+        earlier = event_deliveries.alias("earlier")
+        first_in_line = ~sa.exists().where(
+            earlier.c.session_id == event_deliveries.c.session_id,
+            earlier.c.channel == event_deliveries.c.channel,
+            earlier.c.state == "pending",
+            earlier.c.event_id < event_deliveries.c.event_id,
+        )
+        due = sa.and_(
+            event_deliveries.c.state == "pending",
+            event_deliveries.c.next_attempt_at <= now,
+            sa.or_(event_deliveries.c.lease_until.is_(None), event_deliveries.c.lease_until < now),
+        )
+        with self.engine.connect() as conn:
+            ids = [
+                r.id
+                for r in conn.execute(
+                    sa.select(event_deliveries.c.id)
+                    .where(due, first_in_line)
+                    .order_by(event_deliveries.c.next_attempt_at, event_deliveries.c.event_id)
+                    .limit(limit)
+                )
+            ]
+        claimed = []
+        for delivery_id in ids:
+            with self.engine.begin() as conn:
+                won = conn.execute(
+                    event_deliveries.update()
+                    .where(event_deliveries.c.id == delivery_id, due)
+                    .values(lease_until=now + timedelta(seconds=lease_seconds))
+                ).rowcount
+                if won == 1:
+                    d = conn.execute(event_deliveries.select().where(event_deliveries.c.id == delivery_id)).one()
+                    e = conn.execute(events.select().where(events.c.id == d.event_id)).one()
+                    claimed.append(Delivery(id=d.id, event=self._event(e), channel=d.channel, attempts=d.attempts))
+        return claimed
+
+    def finish_delivery(
+        self, delivery_id: int, *, now: datetime, ok: bool, error: str | None = None, retry_at: datetime | None = None
+    ) -> None:
+        """Delivered (ok), or failed: retried at ``retry_at``, or given up when that is None."""
+        state = "done" if ok else "pending" if retry_at is not None else "failed"
+        with self.engine.begin() as conn:
+            conn.execute(
+                event_deliveries.update()
+                .where(event_deliveries.c.id == delivery_id)
+                .values(
+                    state=state,
+                    attempts=event_deliveries.c.attempts + 1,
+                    next_attempt_at=retry_at or now,
+                    lease_until=None,
+                    last_error=None if ok else (error or "")[:1000],
+                    finished_at=None if state == "pending" else now,
+                )
+            )
+
+    def delivery_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(event_deliveries.c.state, sa.func.count()).group_by(event_deliveries.c.state))
+            return {r[0]: r[1] for r in rows}
+
+    def delete(self, session_id: str) -> bool:
+        def work(conn: sa.Connection) -> bool:
+            conn.execute(_DELETE_SESSION_FLOWS, {"sid": session_id})
+            return conn.execute(_DELETE_SESSION, {"sid": session_id}).rowcount > 0
+
+        return self._run(work, transaction=True)
+
+    def list_for_owner(self, owner_id: str, *, limit: int = 50) -> Sequence[IdentificationSession]:
+        rows = self._run(
+            lambda conn: conn.execute(_LIST_FOR_OWNER, {"owner": owner_id, "lim": limit}).all(), retry=True
+        )
+        return [self._session(r) for r in rows]
 
     # --- login flows and one-time ids ------------------------------------------------------
 
     def add_login_flow(self, flow: LoginFlow) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                login_flows.insert().values(
-                    id=flow.id,
-                    session_id=flow.session_id,
-                    request_id=flow.request_id,
-                    relay_state=flow.relay_state,
-                    created_at=flow.created_at,
-                    expires_at=flow.expires_at,
-                )
-            )
+        self._one(
+            _INSERT_FLOW,
+            {
+                "id": flow.id,
+                "session_id": flow.session_id,
+                "request_id": flow.request_id,
+                "relay_state": flow.relay_state,
+                "created_at": flow.created_at,
+                "expires_at": flow.expires_at,
+            },
+        )
 
     def take_login_flow(self, flow_id: str, now: datetime) -> LoginFlow | None:
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                login_flows.update()
-                .where(login_flows.c.id == flow_id, login_flows.c.consumed_at.is_(None), login_flows.c.expires_at > now)
-                .values(consumed_at=now)
-            ).rowcount
-            if taken != 1:
-                return None
-            r = conn.execute(login_flows.select().where(login_flows.c.id == flow_id)).one()
+        """Single use (R12): one conditional UPDATE … RETURNING, so two takers cannot both win."""
+        r = self._one(_TAKE_FLOW, {"fid": flow_id, "now": now})
+        if r is None:
+            return None
         return LoginFlow(
             id=r.id,
             session_id=r.session_id,
@@ -334,8 +828,7 @@ class SqlSessionStore:
 
     def use_once(self, kind: str, value: str, expires_at: datetime) -> bool:
         try:
-            with self.engine.begin() as conn:
-                conn.execute(one_time_ids.insert().values(kind=kind, value=value[:200], expires_at=expires_at))
+            self._one(_INSERT_ONE_TIME, {"kind": kind, "value": value[:200], "expires_at": expires_at})
         except IntegrityError:
             return False
         return True
@@ -397,57 +890,32 @@ class SqlSessionStore:
         )
 
     def add_registration(self, registration: Registration) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(registrations.insert().values(**self._registration_row(registration)))
+        self._one(_INSERT_REGISTRATION, self._registration_row(registration))
 
     def get_registration(self, registration_id: str) -> Registration | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(registrations.select().where(registrations.c.id == registration_id)).first()
+        row = self._one(_GET_REGISTRATION, {"rid": registration_id}, retry=True)
         return self._registration(row) if row else None
 
     def registration_for_session(self, session_id: str) -> Registration | None:
-        query = (
-            registrations.select()
-            .where(registrations.c.session_id == session_id)
-            .order_by(registrations.c.created_at.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+        row = self._one(_REGISTRATION_FOR_SESSION, {"sid": session_id}, retry=True)
         return self._registration(row) if row else None
 
     def update_registration(self, registration: Registration) -> None:
         row = self._registration_row(registration)
-        row.pop("id")
+        row["rid"] = row.pop("id")
         if registration.finished or registration.next_attempt_at > registration.updated_at:
             row["lease_until"] = None  # done, or a retry is scheduled: the next due claim may take it
-        with self.engine.begin() as conn:
-            conn.execute(registrations.update().where(registrations.c.id == registration.id).values(**row))
+        self._one(_UPDATE_REGISTRATION, row)
 
     def claim_due_registrations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Registration]:
-        due = sa.and_(
-            registrations.c.state.in_([RegistrationState.PENDING.value, RegistrationState.RETRYING.value]),
-            registrations.c.next_attempt_at <= now,
-            sa.or_(registrations.c.lease_until.is_(None), registrations.c.lease_until < now),
-        )
+        ids = self._run(lambda conn: conn.execute(_DUE_IDS, {"now": now, "lim": limit}).scalars().all(), retry=True)
+        until = now + timedelta(seconds=lease_seconds)
         claimed = []
-        with self.engine.connect() as conn:
-            ids = [
-                r.id
-                for r in conn.execute(
-                    sa.select(registrations.c.id).where(due).order_by(registrations.c.next_attempt_at).limit(limit)
-                )
-            ]
         for reg_id in ids:
-            with self.engine.begin() as conn:
-                won = conn.execute(
-                    registrations.update()
-                    .where(registrations.c.id == reg_id, due)
-                    .values(lease_until=now + timedelta(seconds=lease_seconds))
-                ).rowcount
-                if won == 1:
-                    row = conn.execute(registrations.select().where(registrations.c.id == reg_id)).one()
-                    claimed.append(self._registration(row))
+            # A conditional UPDATE … RETURNING: of two workers claiming the same row, one gets it.
+            row = self._one(_CLAIM, {"rid": reg_id, "now": now, "until": until})
+            if row is not None:
+                claimed.append(self._registration(row))
         return claimed
 
     def failed_registrations(self, *, limit: int = 100) -> Sequence[Registration]:
@@ -575,71 +1043,102 @@ class SqlSessionStore:
     # --- audit -----------------------------------------------------------------------------
 
     def add_audit(self, event: AuditEvent) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                audit_events.insert().values(
-                    at=event.at,
-                    actor=event.actor,
-                    flow=event.flow,
-                    session_id=event.session_id,
-                    event=event.event,
-                    outcome=event.outcome,
-                    bsn_hash=event.bsn_hash,
-                )
-            )
+        self._one(
+            _INSERT_AUDIT,
+            {
+                "at": event.at,
+                "actor": event.actor,
+                "flow": event.flow,
+                "session_id": event.session_id,
+                "event": event.event,
+                "outcome": event.outcome,
+                "bsn_hash": event.bsn_hash,
+            },
+        )
 
     def list_audit(self, *, session_id: str | None = None, limit: int = 100) -> Sequence[AuditEvent]:
         query = audit_events.select().order_by(audit_events.c.id.desc()).limit(limit)
         if session_id:
             query = query.where(audit_events.c.session_id == session_id)
-        with self.engine.connect() as conn:
-            return [
-                AuditEvent(
-                    at=r.at,
-                    actor=r.actor,
-                    flow=r.flow,
-                    session_id=r.session_id,
-                    event=r.event,
-                    outcome=r.outcome,
-                    bsn_hash=r.bsn_hash,
-                )
-                for r in conn.execute(query)
-            ]
+        rows = self._run(lambda conn: conn.execute(query).all(), retry=True)
+        return [
+            AuditEvent(
+                at=r.at,
+                actor=r.actor,
+                flow=r.flow,
+                session_id=r.session_id,
+                event=r.event,
+                outcome=r.outcome,
+                bsn_hash=r.bsn_hash,
+            )
+            for r in rows
+        ]
 
     # --- erasure ---------------------------------------------------------------------------
 
-    def purge(self, now: datetime) -> dict[str, int]:
-        with self.engine.begin() as conn:
-            expired = [r.id for r in conn.execute(sa.select(sessions.c.id).where(sessions.c.expires_at <= now))]
-            counts = {
-                "sessions": conn.execute(sessions.delete().where(sessions.c.expires_at <= now)).rowcount,
-                "login_flows": conn.execute(
-                    login_flows.delete().where(
-                        sa.or_(login_flows.c.expires_at <= now, login_flows.c.session_id.in_(expired))
-                    )
-                ).rowcount,
-                "one_time_ids": conn.execute(one_time_ids.delete().where(one_time_ids.c.expires_at <= now)).rowcount,
-                "registration_payloads": conn.execute(
-                    registrations.update()
-                    .where(
-                        registrations.c.payload_enc.is_not(None),
-                        sa.or_(
-                            registrations.c.state == RegistrationState.DONE.value,
-                            sa.and_(
-                                registrations.c.state == RegistrationState.FAILED.value,
-                                registrations.c.updated_at <= now - FAILED_PAYLOAD_RETENTION,
-                            ),
-                        ),
-                    )
-                    .values(payload_enc=None)
-                ).rowcount,
-                "code_confirmations": conn.execute(  # on the zaak (or given up): the zaak and audit keep it
-                    code_confirmations.delete().where(
-                        code_confirmations.c.state != ConfirmationState.PENDING.value,
-                        code_confirmations.c.confirmed_at <= now - CONFIRMATION_RETENTION,
-                    )
-                ).rowcount,
-            }
+    def purge(self, now: datetime, *, batch: int = PURGE_BATCH) -> dict[str, int]:
+        """Erase what expired, in batches of ``batch`` rows, each batch its own short transaction.
+
+        A backlog of any size shrinks with every batch (a failure keeps what earlier batches erased),
+        no statement carries more than ``batch`` parameters, and no lock is held for long."""
+        counts = {
+            "sessions": 0,
+            "login_flows": 0,
+            "one_time_ids": 0,
+            "idempotency_keys": 0,
+            "event_deliveries": 0,
+            "events": 0,
+            "registration_payloads": 0,
+            "code_confirmations": 0,
+        }
+        stamp = datetime.now(UTC)
+
+        def expired_sessions(conn: sa.Connection) -> int:
+            if conn.dialect.name == "postgresql":
+                gone = conn.execute(_PG_PURGE_SESSIONS, {"now": now, "batch": batch, "stamp": stamp}).one()
+                counts["sessions"] += gone.sessions
+                counts["login_flows"] += gone.login_flows
+                return int(gone.read)  # a full batch read: there may be more
+            rows = conn.execute(_EXPIRED_SESSIONS, {"now": now, "batch": batch}).all()
+            ids = [r.id for r in rows]
+            # The last event of a session nobody finished: it expired and is erased.
+            expired_events = [
+                {"session_id": r.id, "client_id": r.client_id, "owner_id": r.owner_id, "flow": r.flow,
+                 "type": "session.expired", "state": r.state, "detail": "expired", "created_at": stamp,
+                 "fanned_out": False}
+                for r in rows
+                if r.state in UNFINISHED_STATES
+            ]  # fmt: skip
+            if expired_events:
+                conn.execute(_INSERT_EVENT, expired_events)
+            if ids:
+                counts["login_flows"] += conn.execute(_DELETE_FLOWS_OF, {"ids": ids}).rowcount
+                counts["sessions"] += conn.execute(_DELETE_SESSIONS, {"ids": ids}).rowcount
+            return len(ids)
+
+        def batched(statement: Any, key: str, **params: Any) -> Callable[[sa.Connection], int]:
+            def work(conn: sa.Connection) -> int:
+                n = int(conn.execute(statement, {"now": now, "batch": batch, **params}).rowcount)
+                counts[key] += n
+                return n
+
+            return work
+
+        for work, transaction in (
+            (expired_sessions, True),  # a transaction: on SQLite a SELECT and two DELETEs
+            (batched(_DELETE_EXPIRED_FLOWS, "login_flows"), False),
+            (batched(_DELETE_EXPIRED_ONE_TIME, "one_time_ids"), False),
+            (batched(_DELETE_EXPIRED_IDEMPOTENCY, "idempotency_keys"), False),
+            (batched(_DELETE_OLD_DELIVERIES, "event_deliveries", kept_after=now - EVENT_RETENTION), False),
+            (batched(_DELETE_OLD_EVENTS, "events", kept_after=now - EVENT_RETENTION), False),
+            (batched(_DROP_PAYLOADS, "registration_payloads", failed_before=now - FAILED_PAYLOAD_RETENTION), False),
+            (
+                batched(_DELETE_OLD_CONFIRMATIONS, "code_confirmations", confirmed_before=now - CONFIRMATION_RETENTION),
+                False,
+            ),
+        ):
+            while self._run(work, transaction=transaction, retry=True) >= batch:
+                time.sleep(0)  # let the web threads of this process run between batches
         return counts
 
     def rotate_keys(self) -> int:

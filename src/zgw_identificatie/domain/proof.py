@@ -25,7 +25,7 @@ class ProofData:
     code_check: bool | None  # True: equal, False: different, None: no comparison in this flow
     behandelaar: str | None
     session_id: str
-    behandelaar_id: str | None = None
+    behandelaar_id: str | None = None  # the behandelaar's id (staff login, or given by a trusted API client)
     gemeentecode: str = ""
     rsin: str = ""
     service_version: str = ""

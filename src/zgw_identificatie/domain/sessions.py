@@ -27,7 +27,7 @@ class SessionState(StrEnum):
     CREATED = "created"  # link made, not yet opened
     OPENED = "opened"  # citizen opened the link (a DigiD cancel returns here)
     AUTHENTICATED = "authenticated"  # DigiD login accepted
-    COMPLETED = "completed"  # behandelaar finished (mutual: the record is erased right after)
+    COMPLETED = "completed"  # behandelaar finished: the BSN is erased, a tombstone stays until expiry
     FAILED = "failed"  # DigiD error: the session is over, a new link is needed (see ``reason``)
     WITHDRAWN = "withdrawn"  # behandelaar or API client withdrew the link ("Link intrekken"); it is dead
 
@@ -80,6 +80,9 @@ class IdentificationSession:
     registration_error: str | None = None
     reason: SessionReason | None = None
     ended_at: datetime | None = None  # when it failed, was withdrawn or completed
+    # The API client that started the session ("api:<id>"), None for the staff pages. owner_id/owner_name are
+    # then the behandelaar the client acts for (a trusted client), or the client itself.
+    client_id: str | None = None
 
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at
@@ -127,10 +130,13 @@ class IdentificationSession:
             raise InvalidTransition(f"a {self.state.value} session cannot be withdrawn")
         return replace(self, state=SessionState.WITHDRAWN, bsn=None, ended_at=now)
 
-    def completed(self) -> IdentificationSession:
+    def completed(self, now: datetime | None = None) -> IdentificationSession:
+        """Every flow: the BSN is erased at once; a tombstone without personal data stays until expiry."""
+        if self.state is SessionState.COMPLETED:
+            return self
         if self.state is not SessionState.AUTHENTICATED:
             raise InvalidTransition("only an authenticated session can be completed")
-        return replace(self, state=SessionState.COMPLETED, bsn=None)
+        return replace(self, state=SessionState.COMPLETED, bsn=None, ended_at=now or self.ended_at)
 
     def with_registration(
         self,

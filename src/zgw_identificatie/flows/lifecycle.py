@@ -1,7 +1,9 @@
 """Starting and finishing a session, the same for the staff page and the API.
 
-Finishing: §2.3 "Voltooien" erases the record at once; an authenticated §2.1/§2.2 session is marked completed;
-a session nobody logged in to yet (or whose login failed) is withdrawn: its link dies at once, and the record
+Finishing means the same for every flow: an authenticated session becomes ``completed`` and its BSN is erased
+at once (§2.3 "Voltooien erases the record": everything personal goes, a tombstone with the state, level and
+zaak stays readable by its owner until the session expires and is purged); completing twice is a no-op. A
+session nobody logged in to yet (or whose login failed) is withdrawn: its link dies at once, and the record
 stays (without anything personal) until it expires, so the citizen and the overview can say what happened.
 """
 
@@ -15,13 +17,15 @@ from . import common, known_citizen, mutual, new_citizen
 
 
 def finish(session_id: str, *, owner_id: str, store: SessionStore, clock: Clock, settings: Settings) -> str:
-    """Returns what happened: ``erased``, ``completed`` or ``withdrawn``. Raises NotOwner, SessionNotFound, …"""
+    """Returns what happened: ``completed`` or ``withdrawn``. Raises NotOwner, SessionNotFound, …"""
     session = common.load_for_owner(session_id, owner_id, store=store, clock=clock)
-    if session.flow is Flow.MUTUAL:
+    if session.state is SessionState.COMPLETED:
+        return "completed"
+    if session.flow is Flow.MUTUAL and session.state is SessionState.AUTHENTICATED:
         mutual.complete(session.id, owner_id=owner_id, store=store, clock=clock, settings=settings)
-        return "erased"
+        return "completed"
     if session.state is SessionState.AUTHENTICATED:
-        store.update(session.completed())
+        store.update(session.completed(clock.now()))
         common.audit(store, clock, session, actor=owner_id, event="completed")
         return "completed"
     return withdraw(session, owner_id=owner_id, store=store, clock=clock)

@@ -2,7 +2,8 @@
 
 A short-lived record holds the session id and the behandelaar's name. After the DigiD login the
 BSN (encrypted) and the level are written to the record and shown to the behandelaar. "Voltooien"
-erases the record at once (hard delete); what stays is an audit event with a keyed BSN hash.
+erases everything personal at once: the BSN is deleted from the record, which stays as a tombstone
+(state ``completed``, no personal data) until it expires; the audit event keeps a keyed BSN hash.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from ..domain.assurance import AssuranceLevel
 from ..domain.audit import bsn_hash
 from ..domain.identity import DigidIdentity
-from ..domain.sessions import Flow, IdentificationSession
+from ..domain.sessions import Flow, IdentificationSession, SessionState
 from ..ports import Clock, SessionStore
 from ..settings import Settings
 from . import common
@@ -47,8 +48,10 @@ def citizen_authenticated(
 
 
 def complete(session_id: str, *, owner_id: str, store: SessionStore, clock: Clock, settings: Settings) -> None:
-    """Voltooien: erase the record now. The citizen link is dead from this moment."""
+    """Voltooien: erase the BSN now (InvalidTransition before a login). The citizen link is dead already."""
     session = common.load_for_owner(session_id, owner_id, store=store, clock=clock)
+    if session.state is SessionState.COMPLETED:
+        return
     digest = bsn_hash(settings.audit_hash_key.encode(), session.bsn) if session.bsn is not None else None
-    store.delete(session.id)
+    store.update(session.completed(clock.now()))
     common.audit(store, clock, session, actor=owner_id, event="erased", outcome="completed", bsn_digest=digest)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ..domain.audit import AuditEvent
 from ..domain.confirmation import CodeConfirmation, ConfirmationState
+from ..domain.events import SessionEvent, event_values
 from ..domain.registration import Registration
 from ..domain.sessions import IdentificationSession, RegistrationState
 from ..ports import LoginFlow
@@ -23,18 +24,74 @@ class InMemorySessionStore:
         self.history: list[Registration] = []  # every stored version of every registration, in order
         self.leases: dict[str, datetime] = {}
         self.audit: list[AuditEvent] = []
+        self.events: list[SessionEvent] = []
+        self.idempotency: dict[tuple[str, str], tuple[str, str | None, datetime]] = {}
         self.confirmations: dict[str, CodeConfirmation] = {}  # by session id
         self.confirmation_leases: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
+    def _record_event(self, old: IdentificationSession | None, new: IdentificationSession) -> None:
+        values = event_values(old, new)
+        if values is not None:
+            self.events.append(
+                SessionEvent(id=len(self.events) + 1, created_at=datetime.now(UTC), **values)  # type: ignore[arg-type]
+            )
+
+    def list_events(self, *, session_id: str | None = None) -> Sequence[SessionEvent]:
+        return [e for e in self.events if session_id is None or e.session_id == session_id]
+
+    def list_sessions(
+        self,
+        *,
+        client_id: str | None = None,
+        owner_id: str | None = None,
+        state: str | None = None,
+        flow: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        before: tuple[datetime, str] | None = None,
+        limit: int = 50,
+    ) -> Sequence[IdentificationSession]:
+        found = [
+            s
+            for s in self.sessions.values()
+            if (client_id is None or s.client_id == client_id)
+            and (owner_id is None or s.owner_id == owner_id)
+            and (state is None or s.state.value == state)
+            and (flow is None or s.flow.value == flow)
+            and (created_after is None or s.created_at >= created_after)
+            and (created_before is None or s.created_at < created_before)
+            and (before is None or (s.created_at, s.id) < before)
+        ]
+        return sorted(found, key=lambda s: (s.created_at, s.id), reverse=True)[:limit]
+
+    def claim_idempotency_key(
+        self, client_id: str, key: str, fingerprint: str, *, now: datetime, expires_at: datetime
+    ) -> tuple[str, str | None] | None:
+        with self._lock:
+            held = self.idempotency.get((client_id, key))
+            if held is not None and held[2] > now:
+                return held[0], held[1]
+            self.idempotency[(client_id, key)] = (fingerprint, None, expires_at)
+            return None
+
+    def settle_idempotency_key(self, client_id: str, key: str, session_id: str | None, expires_at: datetime) -> None:
+        with self._lock:
+            if session_id is None:
+                self.idempotency.pop((client_id, key), None)
+            elif (client_id, key) in self.idempotency:
+                self.idempotency[(client_id, key)] = (self.idempotency[(client_id, key)][0], session_id, expires_at)
+
     def add(self, session: IdentificationSession) -> None:
         self.sessions[session.id] = session
+        self._record_event(None, session)
 
     def get(self, session_id: str) -> IdentificationSession | None:
         return self.sessions.get(session_id)
 
     def update(self, session: IdentificationSession) -> None:
         if session.id in self.sessions:
+            self._record_event(self.sessions[session.id], session)
             self.sessions[session.id] = session
 
     def delete(self, session_id: str) -> bool:

@@ -33,6 +33,16 @@ def link_problem(exc: Exception) -> tuple[str, int]:
             text=_("De link is niet meer geldig. Vraag de medewerker in het videogesprek om een nieuwe link."),
             status=410,
         ), 410
+    if isinstance(exc, SessionAlreadyUsed) and exc.state == "withdrawn":
+        return render_template(
+            "message.html",
+            title=_("Deze link is ingetrokken"),
+            text=_(
+                "De medewerker heeft deze link ingetrokken. Vraag de medewerker in het videogesprek om "
+                "een nieuwe link als dat nodig is."
+            ),
+            status=409,
+        ), 409
     if isinstance(exc, SessionAlreadyUsed):
         return render_template(
             "message.html",

@@ -54,8 +54,11 @@ def hash_secret_sha256(value: str) -> str:
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
-def api_client() -> dict[str, str]:
-    """The API client for a request's ``Authorization: Bearer <key>`` or ``X-Api-Key`` header, or 401."""
+def api_client() -> dict[str, Any]:
+    """The API client for a request's ``Authorization: Bearer <key>`` or ``X-Api-Key`` header, or 401.
+
+    ``acts_for_staff``: the client may name the behandelaar it acts for; ``team``: it sees all sessions it
+    started, not only those of the behandelaar in ``X-Behandelaar-Id`` (see README "API")."""
     header = request.headers.get("Authorization", "")
     key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("X-Api-Key", "")
     if key:
@@ -66,6 +69,8 @@ def api_client() -> dict[str, str]:
                     "id": f"api:{client_id}",
                     "name": client.get("name", client_id),
                     "behandelaar": client.get("behandelaar", client.get("name", client_id)),
+                    "acts_for_staff": client.get("acts_for_staff") is True,
+                    "team": client.get("team") is True,
                 }
     from .api import ApiError
 
@@ -117,6 +122,12 @@ def init_app(app: Flask, svc: Services) -> None:
     style_extra = "".join(" " + o for o in sorted({_origin(svc.settings.theme_css_url)} - {""}))
     img_extra = "".join(" " + o for o in sorted({_origin(svc.settings.logo_url)} - {""}))
     csp = CSP.format(form_action=form_action, style_extra=style_extra, img_extra=img_extra)
+    # The embeddable staff panel: backoffices at these origins may frame the staff pages (and only those).
+    frame_origins = sorted({_origin(o) for o in svc.settings.staff_frame_ancestors} - {""})
+    staff_csp = csp.replace("frame-ancestors 'none'", "frame-ancestors " + " ".join(["'self'", *frame_origins]))
+    if frame_origins and svc.settings.base_url.startswith("https://"):
+        # A frame on another site only gets the staff login cookie with SameSite=None (CSRF tokens still apply).
+        app.config["SESSION_COOKIE_SAMESITE"] = "None"
 
     @app.before_request
     def _request_id() -> None:
@@ -128,9 +139,11 @@ def init_app(app: Flask, svc: Services) -> None:
 
     @app.after_request
     def _headers(resp: Response) -> Response:
-        resp.headers.setdefault("Content-Security-Policy", csp)
+        framable = bool(frame_origins) and request.path.startswith("/staff/")
+        resp.headers.setdefault("Content-Security-Policy", staff_csp if framable else csp)
         resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers["X-Frame-Options"] = "DENY"
+        if not framable:  # X-Frame-Options knows no list of origins; CSP frame-ancestors says it for the panel
+            resp.headers["X-Frame-Options"] = "DENY"
         resp.headers["Referrer-Policy"] = "no-referrer"
         resp.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
         resp.headers["Cross-Origin-Opener-Policy"] = "same-origin"

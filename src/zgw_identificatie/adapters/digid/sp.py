@@ -27,7 +27,7 @@ from ...domain.assurance import AssuranceLevel
 from ...domain.errors import DigidCancelled, DigidFailed
 from ...domain.identity import DigidIdentity
 from ...ports import Clock, LoginRequest, OneTimeIds
-from . import checks
+from . import checks, schema_cache
 from .artifact import (
     ArtifactRejected,
     build_artifact_resolve,
@@ -39,6 +39,8 @@ from .artifact import (
 from .config import BINDING_ARTIFACT, SpConfig, onelogin_settings
 from .metadata import build_sp_metadata
 from .xmldsig import NS_SAML, NS_SAMLP, XmlRejected, canonical_sha256, q, sign, verify_enveloped, xpath
+
+schema_cache.install()  # python3-saml's XSD compiled once per thread instead of on every ACS
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,146 @@
+"""The outbox, the list and the idempotency keys of the SQL store, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from zgw_identificatie.domain.sessions import RegistrationState, SessionReason, SessionState
+from zgw_identificatie.testing.builders import a_session
+
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+def created(**changes):
+    return a_session(NOW, state=SessionState.CREATED, authenticated_at=None, level=None, **changes)
+
+
+def test_every_change_of_state_reason_or_registration_writes_one_event_and_other_updates_none(store):
+    s = created(client_id="api:zac")
+    store.add(s)
+    store.update(replace(s, purpose="changed"))  # not a state change: no event
+    opened = replace(s, state=SessionState.OPENED, opened_at=NOW)
+    store.update(opened)
+    store.update(replace(opened, reason=SessionReason.CANCELLED))
+    done = replace(opened, state=SessionState.AUTHENTICATED, reason=None)
+    store.update(done)
+    store.update(replace(done, registration_state=RegistrationState.PENDING))
+    store.update(replace(done, registration_state=RegistrationState.DONE))
+    events = store.list_events(session_id=s.id)
+    assert [e.type for e in events] == [
+        "session.created",
+        "session.opened",
+        "session.cancelled",
+        "session.authenticated",
+        "registration.pending",
+        "registration.done",
+    ]
+    assert {e.client_id for e in events} == {"api:zac"} and {e.owner_id for e in events} == {"jdv"}
+
+
+def test_deliveries_are_claimed_in_order_per_session_and_channel_and_a_failure_holds_the_next_back(store):
+    a, b = created(), created()
+    for s in (a, b):
+        store.add(s)
+        store.update(replace(s, state=SessionState.OPENED))
+    assert store.fan_out_events(lambda e: ["nrc", "webhook:zac"], NOW, limit=100) == 4
+    assert store.fan_out_events(lambda e: ["nrc"], NOW, limit=100) == 0  # each event once
+    first = store.claim_due_deliveries(NOW, lease_seconds=60, limit=100)
+    assert sorted((d.event.session_id, d.event.type, d.channel) for d in first) == sorted(
+        (s.id, "session.created", ch) for s in (a, b) for ch in ("nrc", "webhook:zac")
+    )
+    assert store.claim_due_deliveries(NOW, lease_seconds=60, limit=100) == []  # leased
+    for d in first:
+        if d.event.session_id == a.id and d.channel == "nrc":
+            store.finish_delivery(d.id, now=NOW, ok=False, error="HTTP 503", retry_at=NOW + timedelta(seconds=5))
+        else:
+            store.finish_delivery(d.id, now=NOW, ok=True)
+    second = store.claim_due_deliveries(NOW, lease_seconds=60, limit=100)
+    # a's nrc 'opened' waits behind a's failed 'created'; everything else moves on.
+    assert sorted((d.event.session_id, d.channel) for d in second) == sorted(
+        [(a.id, "webhook:zac"), (b.id, "nrc"), (b.id, "webhook:zac")]
+    )
+    assert {d.event.type for d in second} == {"session.opened"}
+    later = store.claim_due_deliveries(NOW + timedelta(seconds=5), lease_seconds=60, limit=100)
+    assert [(d.event.session_id, d.event.type, d.channel, d.attempts) for d in later] == [
+        (a.id, "session.created", "nrc", 1)
+    ]
+
+
+def test_two_workers_never_claim_the_same_delivery(store):
+    for _ in range(10):
+        store.add(created())
+    store.fan_out_events(lambda e: ["nrc"], NOW, limit=100)
+    claimed: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def claim() -> None:
+        barrier.wait()
+        claimed.extend(d.id for d in store.claim_due_deliveries(NOW, lease_seconds=60, limit=100))
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 10
+
+
+def test_list_sessions_filters_and_pages_with_the_cursor(store):
+    sessions = [created(client_id="api:zac", created_at=NOW + timedelta(seconds=i)) for i in range(5)]
+    sessions.append(created(client_id="api:other"))
+    for s in sessions:
+        store.add(s)
+    page1 = store.list_sessions(client_id="api:zac", limit=2)
+    page2 = store.list_sessions(client_id="api:zac", limit=2, before=(page1[-1].created_at, page1[-1].id))
+    page3 = store.list_sessions(client_id="api:zac", limit=2, before=(page2[-1].created_at, page2[-1].id))
+    assert [s.id for s in page1 + page2 + page3] == [s.id for s in reversed(sessions[:5])]
+    window = store.list_sessions(
+        client_id="api:zac", created_after=NOW + timedelta(seconds=1), created_before=NOW + timedelta(seconds=3)
+    )
+    assert [s.id for s in window] == [sessions[2].id, sessions[1].id]
+
+
+def test_an_idempotency_key_is_held_by_one_caller_and_released_when_its_create_fails(store):
+    until = NOW + timedelta(minutes=15)
+    assert store.claim_idempotency_key("api:zac", "k", "f1", now=NOW, expires_at=until) is None
+    assert store.claim_idempotency_key("api:zac", "k", "f1", now=NOW, expires_at=until) == ("f1", None)
+    assert store.claim_idempotency_key("api:other", "k", "f2", now=NOW, expires_at=until) is None  # per client
+    store.settle_idempotency_key("api:zac", "k", None, NOW)
+    assert store.claim_idempotency_key("api:zac", "k", "f3", now=NOW, expires_at=until) is None
+    store.settle_idempotency_key("api:zac", "k", "sess-1", until)
+    assert store.claim_idempotency_key("api:zac", "k", "f4", now=NOW, expires_at=until) == ("f3", "sess-1")
+    assert store.claim_idempotency_key("api:zac", "k", "f5", now=until, expires_at=until + timedelta(1)) is None
+
+
+def test_concurrent_fan_out_and_claiming_keep_each_sessions_events_in_order(store):
+    sessions = [created() for _ in range(3)]
+    for s in sessions:
+        store.add(s)
+    for _ in range(4):  # interleaved changes of the three sessions
+        for i, s in enumerate(sessions):
+            s = replace(s, state=SessionState.OPENED if s.state is SessionState.CREATED else SessionState.CREATED)
+            sessions[i] = s
+            store.update(s)
+    barrier = threading.Barrier(4)
+
+    def fan_out() -> None:
+        barrier.wait()
+        store.fan_out_events(lambda e: ["nrc"], NOW, limit=100)
+
+    threads = [threading.Thread(target=fan_out) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    store.fan_out_events(lambda e: ["nrc"], NOW, limit=100)  # whatever a worker left for the next round
+    sent: dict[str, list[int]] = {}
+    while batch := store.claim_due_deliveries(NOW, lease_seconds=60, limit=100):
+        for d in batch:
+            sent.setdefault(d.event.session_id, []).append(d.event.id)
+            store.finish_delivery(d.id, now=NOW, ok=True)
+    assert sum(len(v) for v in sent.values()) == 15
+    for s in sessions:
+        ids = [e.id for e in store.list_events(session_id=s.id)]
+        assert sent[s.id] == ids  # every event once, in the order it happened

@@ -1,0 +1,196 @@
+"""What the store costs: bounded purge batches from any backlog, round trips per identification, indexes."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from demo_driver import API_KEY, Citizen, demo_app
+from zgw_identificatie.adapters.crypto import DataCipher, generate_key
+from zgw_identificatie.adapters.sql_store import SqlSessionStore, make_engine, metadata, migrate
+from zgw_identificatie.app import services_of
+from zgw_identificatie.ports import LoginFlow
+from zgw_identificatie.testing.clock import FixedClock
+from zgw_identificatie.testing.roundtrips import RoundTrips
+from zgw_identificatie.testing.settings import TEST_PG_URL as PG_URL
+
+BSN = "999993653"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+PSYCOPG_PARAMETER_LIMIT = 65_535
+
+
+@pytest.fixture
+def pg_url(pg_schema: str) -> Iterator[str]:
+    """A fresh schema of its own, as a database URL the app's own ``make_engine`` uses."""
+    schema = pg_schema + "_" + secrets.token_hex(3)
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[SqlSessionStore]:
+    engine = make_engine(pg_url)
+    migrate(engine)
+    yield SqlSessionStore(engine, DataCipher([generate_key()]))
+    engine.dispose()
+
+
+def insert_expired_sessions(store: SqlSessionStore, n: int, *, expires: str, prefix: str = "old") -> None:
+    """n sessions in one INSERT … SELECT generate_series (seconds, not minutes, for 70,000 rows)."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO sessions (id, flow, state, created_at, expires_at, owner_id, owner_name, gemeente,"
+                " min_level, purpose, register, bsn_enc)"
+                " SELECT :prefix || '-' || i, 'known-citizen', 'authenticated', CAST(:expires AS timestamptz)"
+                " - interval '15 minutes', CAST(:expires AS timestamptz), 'local:a', 'Sanne', 'Gemeente Voorbeeld',"
+                " 20, '', false, '\\x00ff' FROM generate_series(1, :n) AS i"
+            ),
+            {"prefix": prefix, "expires": expires, "n": n},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO login_flows (id, session_id, request_id, relay_state, created_at, expires_at)"
+                " SELECT 'f-' || :prefix || '-' || i, :prefix || '-' || i, '_r', 'rs', CAST(:expires AS timestamptz)"
+                " - interval '15 minutes', CAST(:expires AS timestamptz) + interval '1 hour'"
+                " FROM generate_series(1, :n, 10) AS i"
+            ),
+            {"prefix": prefix, "expires": expires, "n": n},
+        )
+
+
+def count(store: SqlSessionStore, table: str) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+@pytest.mark.postgres
+def test_a_purge_of_more_expired_rows_than_the_drivers_parameter_limit_erases_them_all(pg_store):
+    """70,000 expired sessions (and their login flows, which themselves expire later) are erased in one
+    run; the live session and its flow stay. One IN list of every id failed here ("too many parameters")."""
+    clock = FixedClock()
+    n = PSYCOPG_PARAMETER_LIMIT + 4_465
+    insert_expired_sessions(pg_store, n, expires=(clock.now() - timedelta(minutes=1)).isoformat())
+    insert_expired_sessions(pg_store, 3, expires=(clock.now() + timedelta(minutes=10)).isoformat(), prefix="live")
+    assert count(pg_store, "sessions") == n + 3
+
+    counts = pg_store.purge(clock.now())
+
+    assert counts["sessions"] == n and counts["login_flows"] == len(range(1, n + 1, 10))
+    assert count(pg_store, "sessions") == 3 and count(pg_store, "login_flows") == 1
+    with pg_store.engine.connect() as conn:
+        assert set(conn.execute(sa.text("SELECT id FROM sessions")).scalars()) == {"live-1", "live-2", "live-3"}
+    assert pg_store.purge(clock.now())["sessions"] == 0
+
+
+@pytest.mark.parametrize("batch", [1, 7, 5000])
+def test_the_purge_works_in_batches_of_its_own_transactions_and_keeps_what_a_failed_run_erased(
+    tmp_path: Path, batch: int
+):
+    """SQLite, small batches: every expired row goes, whatever the batch size; a run that breaks off
+    after two batches has still erased two batches' worth."""
+    store = SqlSessionStore(make_engine(f"sqlite:///{tmp_path / 's.sqlite'}"), DataCipher([generate_key()]))
+    migrate(store.engine)
+    clock = FixedClock()
+    from zgw_identificatie.testing.builders import a_session
+
+    for i in range(23):
+        store.add(a_session(clock.now(), id=f"old-{i}", expires_at=clock.now() + timedelta(minutes=1)))
+        store.use_once("artifact", f"a{i}", clock.now() + timedelta(minutes=1))
+    store.add(a_session(clock.now(), id="live", expires_at=clock.now() + timedelta(hours=1)))
+    later = clock.now() + timedelta(minutes=2)
+    store.add_login_flow(LoginFlow("f1", "old-3", "_r", "rs", clock.now(), later + timedelta(hours=1)))
+
+    if batch == 7:
+        commits = []
+        sa.event.listen(store.engine, "commit", lambda conn: commits.append(1))
+
+        def fail_on_third(conn, *args):
+            if len(commits) == 2:
+                raise RuntimeError("database went away")
+
+        sa.event.listen(store.engine, "before_cursor_execute", fail_on_third)
+        with pytest.raises(RuntimeError):
+            store.purge(later, batch=batch)
+        sa.event.remove(store.engine, "before_cursor_execute", fail_on_third)
+        assert count(store, "sessions") == 24 - 2 * batch
+
+    counts = store.purge(later, batch=batch)
+    assert count(store, "sessions") == 1 and count(store, "one_time_ids") == 0 and count(store, "login_flows") == 0
+    assert counts["one_time_ids"] == 23 and counts["sessions"] == (23 if batch != 7 else 23 - 2 * batch)
+
+
+def test_the_migrations_create_the_indexes_the_store_declares(tmp_path: Path):
+    """Including (owner_id, created_at) for the staff overview: it reads an owner's newest rows from
+    the index instead of sorting all of them."""
+    engine = make_engine(f"sqlite:///{tmp_path / 's.sqlite'}")
+    migrate(engine)
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        declared = {(ix.name, tuple(c.name for c in ix.columns)) for ix in table.indexes}
+        found = {(ix["name"], tuple(ix["column_names"])) for ix in inspector.get_indexes(table.name)}
+        assert found == declared, table.name
+    assert ("ix_sessions_owner_id_created_at", ("owner_id", "created_at")) in {
+        (ix["name"], tuple(ix["column_names"])) for ix in inspector.get_indexes("sessions")
+    }
+
+
+@pytest.mark.postgres
+def test_one_whole_identification_takes_at_most_25_database_round_trips(tmp_path: Path, pg_url: str):
+    """§2.2 over HTTP on PostgreSQL: API create, start page, DigiD hand-off, ACS, result page, API status.
+    Before: a ping, BEGIN and ROLLBACK around every SELECT — 69 round trips for 18 statements."""
+    app = demo_app(tmp_path, database_url=pg_url)
+    store = services_of(app).store
+    api = app.test_client()
+    api.get("/api/v1/openapi.json")  # warm-up: the first connection
+    trips = RoundTrips(store.engine)
+
+    created = api.post("/api/v1/sessions", json={"flow": "known-citizen", "bsn": BSN}, headers=AUTH)
+    assert created.status_code == 201
+    sid = created.get_json()["id"]
+    final = Citizen.new(app).login(sid, bsn=BSN)
+    assert final.status_code == 200
+    status = api.get(f"/api/v1/sessions/{sid}", headers=AUTH).get_json()
+    assert status["state"] == "authenticated", status
+
+    assert "PING" not in trips.statements
+    assert len(trips) <= 25, "\n".join(trips.statements)
+    assert len(trips) >= 6  # the count sees the work (session, login flow, one-time ids, audit …)
+
+
+@pytest.mark.postgres
+def test_after_a_database_restart_the_pool_recovers_without_a_ping_per_checkout(pg_store):
+    """The server drops every connection (as a restart does): a read retries once on a fresh
+    connection; a write fails once with OperationalError (the web layer's calm 503) — it may have
+    committed, so it is not repeated — and the next one works."""
+    from zgw_identificatie.testing.builders import a_session
+
+    clock = FixedClock()
+    pg_store.add(a_session(clock.now(), id="s1"))
+
+    def drop_connections() -> None:
+        with pg_store.engine.connect() as conn:
+            pids = set(conn.execute(sa.text("SELECT pg_backend_pid()")).scalars())
+        admin = sa.create_engine(PG_URL)
+        with admin.begin() as conn:
+            killed = conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pids.pop()}).scalar()
+        admin.dispose()
+        assert killed
+
+    drop_connections()
+    assert pg_store.get("s1") is not None
+    drop_connections()
+    with pytest.raises(sa.exc.OperationalError):
+        pg_store.add(a_session(clock.now(), id="s2"))
+    pg_store.add(a_session(clock.now(), id="s3"))
+    assert pg_store.get("s3") is not None and pg_store.engine.pool._pre_ping is False

@@ -110,11 +110,13 @@ class Citizen:
         """Open the link, press 'Inloggen met DigiD', post the signed AuthnRequest to the simulator."""
         start = self.open(session_id)
         assert start.status_code == 200, start.status_code
-        hand_off = self.client.post(f"/i/{session_id}/login", data={"csrf_token": csrf(start.text)})
+        hand_off = self.client.post(
+            f"/i/{session_id}/login", data={"csrf_token": csrf(start.text)}, follow_redirects=True
+        )  # POST-redirect-GET to the hand-off page
         assert hand_off.status_code == 200
         action = re.search(r'<form method="post" action="([^"]+)" id="saml-post"', hand_off.text).group(1)
         fields = dict(re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', hand_off.text))
-        page = self.client.post(path_of(action), data=fields)
+        page = self.client.post(path_of(action), data=fields, follow_redirects=True)  # DigiD answers with a 303
         assert page.status_code == 200, page.status_code
         return page
 

@@ -210,6 +210,7 @@ class Settings:
     trusted_proxies: int = setting(0, "Number of reverse proxies whose X-Forwarded-* headers are trusted")
     logo_url: str = setting("", "URL of the municipality's logo shown in the page header")
     theme_css_url: str = setting("", "URL of a CSS file with the municipality's NL Design System tokens")
+    favicon_url: str = setting("", "URL of the municipality's favicon (browser tab icon); empty: a neutral one")
     demo_port: int = setting(8000, "Port of 'zgw-identificatie demo' (or --port)")
     demo_password: str = setting(
         "", "Demo only: password of the demo's staff accounts; empty: random per start", secret=True

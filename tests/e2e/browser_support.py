@@ -54,6 +54,24 @@ CURATED = {
     "citizen-known-citizen-result",
     "citizen-mutual-start-en",
     "staff-mutual-bsn",
+    # issue 10: every way a call can go
+    "staff-state-created",
+    "staff-state-cancelled",
+    "staff-state-level-too-low",
+    "staff-state-expired-during-login",
+    "staff-state-mismatch",
+    "staff-state-registration-failed",
+    "staff-state-withdrawn",
+    "staff-state-expired",
+    "staff-state-completed",
+    "staff-new-link-bsn",
+    "staff-overview-completed",
+    "citizen-level-too-low",
+    "citizen-expired-during-login",
+    "citizen-link-withdrawn",
+    "citizen-link-completed",
+    "citizen-link-failed",
+    "citizen-result-200pct-text-375px",
 }
 
 STAFF_USER = "sanne"

@@ -136,8 +136,8 @@ def test_new_citizen_logs_in_reads_a_random_code_and_both_see_the_new_zaak(brows
     expect(zaak).to_be_visible(timeout=15_000)  # live.js swaps it in once the worker made the zaak
     check_page(citizen, "citizen-new-citizen-result")
 
-    expect_status(staff, "Ingelogd met DigiD")
     expect(staff.locator('#status [data-field="zaak"]')).to_have_text(zaak.inner_text(), timeout=15_000)
+    expect_status(staff, "Ingelogd en vastgelegd")
     assert visible_code(staff) == code
     check_page(staff, "staff-new-citizen-done")
 
@@ -283,7 +283,7 @@ def test_citizen_can_cancel_at_digid_and_try_again_when_the_page_does_not_move_o
 
     expect(citizen.get_by_role("status")).to_contain_text("U heeft het inloggen met DigiD gestopt.")
     check_page(citizen, "citizen-cancelled")
-    expect_status(staff, "Link geopend")
+    expect_status(staff, "Inloggen gestopt door de inwoner")
     citizen.get_by_role("button", name="Inloggen met DigiD").click()
     citizen.get_by_role("button", name="Verder naar DigiD").click()
     digid_simulator(citizen, bsn=BSN)

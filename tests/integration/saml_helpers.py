@@ -73,7 +73,7 @@ class SimulatorWorld:
         """begin_login and POST its form to the simulator's SSO; returns (login request, page response)."""
         login = self.sp.begin_login(min_level=level, relay_state=relay_state)
         path = urlsplit(login.url).path
-        page = self.browser.post(path, data=login.form_fields)
+        page = self.browser.post(path, data=login.form_fields, follow_redirects=True)  # 303 to the login page
         return login, page
 
     def submit(self, page_html: str, *, bsn: str = VALID_BSN, loa: str = "", action: str = "inloggen"):

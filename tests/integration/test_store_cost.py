@@ -163,9 +163,11 @@ def test_one_whole_identification_takes_at_most_25_database_round_trips(tmp_path
     status = api.get(f"/api/v1/sessions/{sid}", headers=AUTH).get_json()
     assert status["state"] == "authenticated", status
 
+    store.engine.dispose()  # close the pooled connections now, not when the garbage collector finds them
     assert "PING" not in trips.statements
-    assert len(trips) <= 25, "\n".join(trips.statements)
-    assert len(trips) >= 6  # the count sees the work (session, login flow, one-time ids, audit …)
+    service = trips.without("demo_digid_state")  # the simulator stands in for DigiD: its state is not ours
+    assert len(service) <= 25, "\n".join(service)
+    assert len(service) >= 6  # the count sees the work (session, login flow, one-time ids, audit …)
 
 
 @pytest.mark.postgres

@@ -25,7 +25,7 @@ from zgw_identificatie.app import create_app, services_of
 from zgw_identificatie.demo import DemoInProduction
 from zgw_identificatie.demo.digid_simulator import DigidMessages
 from zgw_identificatie.demo.wsgi_transport import WSGITransport
-from zgw_identificatie.domain.sessions import SessionState
+from zgw_identificatie.domain.sessions import SessionReason, SessionState
 from zgw_identificatie.settings import ConfigError, load_settings
 from zgw_identificatie.web.digid import LOGIUS_ERROR
 
@@ -209,7 +209,7 @@ def test_an_artifact_with_the_right_relay_state_but_from_another_flow_is_refused
 
 def _relay_of_last_login(citizen: Citizen, sid: str) -> str:
     start = citizen.open(sid)
-    hand_off = citizen.client.post(f"/i/{sid}/login", data={"csrf_token": csrf(start.text)})
+    hand_off = citizen.client.post(f"/i/{sid}/login", data={"csrf_token": csrf(start.text)}, follow_redirects=True)
     return dict(re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', hand_off.text))["RelayState"]
 
 
@@ -266,15 +266,69 @@ def test_an_expired_link_starts_no_login(app):
     )
 
 
-def test_a_link_that_expires_during_the_digid_login_is_not_identified(app):
+def test_a_link_that_expires_during_the_digid_login_is_not_identified_and_says_the_link_expired(app):
+    """Not a DigiD error, so not Logius' sentence: the citizen reads that the link expired; staff see why."""
     sid = api_start(app)
     citizen = Citizen.new(app)
     artifact, relay = front_channel(citizen, sid)
     store = services_of(app).store
     s = store.get(sid)
     store.update(replace(s, expires_at=s.created_at - timedelta(seconds=1)))
-    assert_logius_page(acs(citizen.client, SAMLart=artifact, RelayState=relay))
+    resp = acs(citizen.client, SAMLart=artifact, RelayState=relay)
+    assert resp.status_code == 410
+    assert "Deze link is verlopen" in resp.text and "terwijl u bij DigiD aan het inloggen was" in resp.text
+    assert "Vraag de medewerker in het videogesprek om een nieuwe link." in resp.text
+    assert LOGIUS_ERROR not in resp.text and "Location" not in resp.headers
+    assert resp.headers["Cache-Control"] == "no-store"
     assert_not_identified(app, sid)
+    failed = store.get(sid)
+    assert failed.state is SessionState.FAILED and failed.reason is SessionReason.EXPIRED_DURING_LOGIN
+    assert failed.ended_at is not None
+    # the browser session ended, and the login flow is used up: the same artifact again is the Logius page
+    assert_logius_page(acs(citizen.client, SAMLart=artifact, RelayState=relay))
+
+
+def test_a_too_low_level_says_logius_sentence_and_which_level_this_call_needs(app):
+    """Guide §2.4: Logius' sentence verbatim, then the level this call needs and how to get it."""
+    resp = app.test_client().post(
+        "/api/v1/sessions", json={"flow": "known-citizen", "bsn": BSN, "level": "substantieel"}, headers=AUTH
+    )
+    sid = resp.get_json()["id"]
+    citizen = Citizen.new(app)
+    artifact, relay = front_channel(citizen, sid)  # the simulator logs in at Midden: lower than asked
+    page = acs(citizen.client, SAMLart=artifact, RelayState=relay)
+    assert_logius_page(page)
+    assert "Voor dit gesprek is DigiD met het niveau Substantieel nodig." in page.text
+    assert "DigiD app met ID-check" in page.text
+    ident = services_of(app).store.get(sid)
+    assert ident.state is SessionState.FAILED and ident.reason is SessionReason.LEVEL_TOO_LOW
+    again = Citizen.new(app).open(sid)
+    assert again.status_code == 409 and "Uw DigiD-niveau is te laag voor dit gesprek" in again.text
+    assert "Substantieel" in again.text and "Met deze link is al ingelogd" not in again.text
+
+
+def test_no_authn_context_from_digid_is_recorded_as_a_too_low_level(app):
+    sid = api_start(app)
+    serve_status(app, "Responder", "NoAuthnContext")
+    citizen = Citizen.new(app)
+    artifact, relay = front_channel(citizen, sid)
+    page = acs(citizen.client, SAMLart=artifact, RelayState=relay)
+    assert_logius_page(page)
+    assert "Voor dit gesprek is DigiD met het niveau Midden nodig." in page.text
+    assert services_of(app).store.get(sid).reason is SessionReason.LEVEL_TOO_LOW
+
+
+def test_other_digid_errors_are_recorded_as_digid_errors_and_the_link_says_so(app):
+    sid = api_start(app)
+    serve_status(app, "Requester", "RequestDenied")
+    citizen = Citizen.new(app)
+    artifact, relay = front_channel(citizen, sid)
+    page = acs(citizen.client, SAMLart=artifact, RelayState=relay)
+    assert_logius_page(page)
+    assert "niveau" not in page.text
+    assert services_of(app).store.get(sid).reason is SessionReason.DIGID_ERROR
+    again = Citizen.new(app).open(sid)
+    assert again.status_code == 409 and "Inloggen met deze link is niet gelukt" in again.text
 
 
 def test_a_used_link_starts_no_second_login(app):
@@ -531,6 +585,7 @@ def test_a_production_app_has_no_demo_or_sandbox_routes(tmp_path):
     for method, path in [
         ("GET", "/demo/digid/metadata"),
         ("POST", "/demo/digid/sso"),
+        ("GET", "/demo/digid/inloggen"),
         ("POST", "/demo/digid/login"),
         ("POST", "/demo/digid/resolve"),
         ("GET", "/sandbox/"),

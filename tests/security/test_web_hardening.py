@@ -80,6 +80,8 @@ def test_the_form_routes_are_the_ones_we_know(app):
         "staff.logout",
         "staff.create",
         "staff.complete",
+        "staff.withdraw",
+        "staff.new_link",
         "citizen.login",
         "citizen.logout",
     } <= endpoints
@@ -130,7 +132,7 @@ def every_page_type(app):
     sid = staff.start("known-citizen", bsn=BSN)
     citizen = Citizen.new(app)
     start = citizen.open(sid)
-    to_digid = citizen.client.post(f"/i/{sid}/login", data={"csrf_token": csrf(start.text)})
+    to_digid = citizen.client.post(f"/i/{sid}/login", data={"csrf_token": csrf(start.text)}, follow_redirects=True)
     other = Staff.login(app).start("new-citizen")
     done = Citizen.new(app)
     result = done.login(other)
@@ -262,7 +264,7 @@ def test_every_cookie_we_set_is_httponly_and_samesite(app):
     sid = staff.start("mutual")
     citizen = Citizen.new(app)
     start = citizen.open(sid)
-    hand_off = citizen.client.post(f"/i/{sid}/login", data={"csrf_token": csrf(start.text)})
+    hand_off = citizen.client.post(f"/i/{sid}/login", data={"csrf_token": csrf(start.text)}, follow_redirects=True)
     cookies = hand_off.headers.getlist("Set-Cookie") + start.headers.getlist("Set-Cookie")
     cookies += app.test_client().get("/taal/en").headers.getlist("Set-Cookie")
     names = {c.split("=", 1)[0] for c in cookies}
@@ -279,7 +281,12 @@ def test_the_login_flow_cookie_is_secure_with_https(tmp_path):
     sid = api_start(app, {"flow": "mutual"}).get_json()["id"]
     cli = app.test_client()
     start = cli.get(f"/i/{sid}", base_url="https://testserver.local")
-    resp = cli.post(f"/i/{sid}/login", data={"csrf_token": csrf(start.text)}, base_url="https://testserver.local")
+    resp = cli.post(
+        f"/i/{sid}/login",
+        data={"csrf_token": csrf(start.text)},
+        base_url="https://testserver.local",
+        follow_redirects=True,
+    )
     login_cookie = next(c for c in resp.headers.getlist("Set-Cookie") if c.startswith("zgwid_login="))
     assert "Secure" in login_cookie
 
@@ -466,8 +473,8 @@ def test_starting_digid_logins_counts_towards_the_same_per_ip_limit(tmp_path):
     sid = api_start(app, {"flow": "mutual"}).get_json()["id"]
     cli = app.test_client()
     token = csrf(cli.get(f"/i/{sid}").text)
-    assert cli.post(f"/i/{sid}/login", data={"csrf_token": token}).status_code == 200
-    assert cli.post(f"/i/{sid}/login", data={"csrf_token": token}).status_code == 200
+    assert cli.post(f"/i/{sid}/login", data={"csrf_token": token}).status_code == 303
+    assert cli.post(f"/i/{sid}/login", data={"csrf_token": token}).status_code == 303
     assert cli.get("/digid/acs?SAMLart=x&RelayState=y").status_code == 400
     assert_people_page_429(cli.get("/digid/acs?SAMLart=x&RelayState=y"))
     assert_people_page_429(cli.get(f"/i/{sid}"))

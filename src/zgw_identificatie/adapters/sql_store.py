@@ -293,6 +293,11 @@ _INSERT_SESSION = sessions.insert()
 _UPDATE_SESSION = sessions.update().where(sessions.c.id == sa.bindparam("sid"))
 _LOCK_SESSION = sessions.select().where(sessions.c.id == sa.bindparam("sid")).with_for_update()
 _INSERT_EVENT = events.insert()
+_OLD_SESSION = sessions.select().where(sessions.c.id == sa.bindparam("sid")).with_for_update().subquery("old")
+# PostgreSQL: the FROM subquery reads the row before the UPDATE changes it (same snapshot), under the row lock.
+_PG_UPDATE_SESSION_RETURNING_OLD = (
+    sessions.update().where(sessions.c.id == _OLD_SESSION.c.id).returning(*_OLD_SESSION.c)
+)
 _DELETE_SESSION = sessions.delete().where(sessions.c.id == sa.bindparam("sid"))
 _DELETE_SESSION_FLOWS = login_flows.delete().where(login_flows.c.session_id == sa.bindparam("sid"))
 _LIST_FOR_OWNER = (
@@ -557,6 +562,12 @@ class SqlSessionStore:
 
     def add(self, session: IdentificationSession) -> None:
         row = self._session_row(session)
+        event = event_values(None, session)
+        if self._engine.dialect.name == "postgresql" and event is not None:
+            # One statement, so one round trip, and atomic: the session and its 'created' event.
+            new = sessions.insert().values(**row).cte("new_session")
+            self._one(events.insert().values(**event, created_at=datetime.now(UTC), fanned_out=False).add_cte(new))
+            return
 
         def work(conn: sa.Connection) -> None:
             conn.execute(_INSERT_SESSION, row)
@@ -579,8 +590,11 @@ class SqlSessionStore:
 
         def work(conn: sa.Connection) -> None:
             # The row lock orders concurrent changes of one session, so its events are in the order they happened.
-            before = conn.execute(_LOCK_SESSION, {"sid": session.id}).first()
-            conn.execute(_UPDATE_SESSION, row)
+            if conn.dialect.name == "postgresql":  # lock, update and read the row as it was in one statement
+                before = conn.execute(_PG_UPDATE_SESSION_RETURNING_OLD, row).first()
+            else:
+                before = conn.execute(_LOCK_SESSION, {"sid": session.id}).first()
+                conn.execute(_UPDATE_SESSION, row)
             if before is not None:
                 self._record_event(conn, self._session(before), session)
 

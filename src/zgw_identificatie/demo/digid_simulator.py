@@ -540,10 +540,20 @@ def create_simulator_blueprint(settings: Settings, *, clock: Clock, store: Any =
 
     @bp.post("/sso")
     def sso() -> Response:
+        """Like DigiD: the posted AuthnRequest is answered with a redirect to the login page (POST-redirect-GET),
+        so the browser's back button never asks to post the form again."""
         login = sim.read_authn_request(request.form.get("SAMLRequest", ""), request.form.get("RelayState", ""))
         if login is None:
             abort(404)
-        return page(sim.add_pending(login), login)
+        return redirect(url_for(".login_page", login=sim.add_pending(login)), code=303)  # type: ignore[return-value]
+
+    @bp.get("/inloggen")
+    def login_page() -> Response:
+        key = request.args.get("login", "")
+        pending = sim.get_pending(key)
+        if pending is None:
+            abort(404)
+        return page(key, pending)
 
     @bp.post("/login")
     def login() -> Response:

@@ -66,9 +66,10 @@ class DigidFailed(DomainError):
 
     code = "digid-failed"
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, level_too_low: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.level_too_low = level_too_low  # DigiD's NoAuthnContext, or an assertion below the asked level
 
 
 class RegistrationFailed(DomainError):

@@ -92,14 +92,19 @@ def open_link(session_id: str, *, store: SessionStore, clock: Clock) -> Identifi
     return opened
 
 
-def load_for_owner(session_id: str, owner_id: str, *, store: SessionStore, clock: Clock) -> IdentificationSession:
-    """A session for the behandelaar or API client that created it; others get NotOwner (R14)."""
+def load_for_owner(
+    session_id: str, owner_id: str, *, store: SessionStore, clock: Clock, allow_expired: bool = False
+) -> IdentificationSession:
+    """A session for the behandelaar or API client that created it; others get NotOwner (R14).
+
+    An expired session raises SessionExpired unless ``allow_expired`` (the staff page shows it as expired until
+    the purge erases it, so the page and the overview agree)."""
     session = store.get(session_id)
     if session is None:
         raise SessionNotFound()
     if session.owner_id != owner_id:
         raise NotOwner()
-    if session.is_expired(clock.now()):
+    if session.is_expired(clock.now()) and not allow_expired:
         raise SessionExpired()
     return session
 

@@ -31,7 +31,7 @@ class RoundTrips:
 
             return listener
 
-        def on_reset(dbapi_conn: Any, record: Any, *args: Any) -> None:
+        def on_reset(dbapi_conn: Any, record: Any, reset_state: Any) -> None:
             if dbapi_conn.info.transaction_status != idle:
                 self.statements.append("ROLLBACK (reset)")
 
@@ -49,3 +49,19 @@ class RoundTrips:
 
     def __len__(self) -> int:
         return len(self.statements)
+
+    def without(self, table: str) -> list[str]:
+        """The statements less every transaction (BEGIN … COMMIT/ROLLBACK) or lone statement that touches
+        ``table``: e.g. the DigiD simulator's own state, which is DigiD's cost in the demo, not the service's."""
+        kept: list[str] = []
+        group: list[str] = []
+        for statement in self.statements:
+            if statement == "BEGIN" or group:
+                group.append(statement)
+                if statement.startswith(("COMMIT", "ROLLBACK")):
+                    if not any(table in s for s in group):
+                        kept += group
+                    group = []
+            elif table not in statement:
+                kept.append(statement)
+        return kept + group

@@ -74,6 +74,20 @@ def register_web(app: Flask, services: Services) -> None:
 
         return redirect(url_for("staff.index"))  # type: ignore[return-value]
 
+    favicon_bytes = (WEB_DIR / "static" / "favicon.ico").read_bytes()
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        """Browsers ask for /favicon.ico by themselves: the municipality's icon, or the neutral default."""
+        from flask import redirect
+
+        if services.settings.favicon_url:
+            return redirect(services.settings.favicon_url)  # type: ignore[return-value]
+        resp = Response(favicon_bytes, mimetype="image/vnd.microsoft.icon")
+        resp.cache_control.max_age = 86400
+        resp.cache_control.public = True
+        return resp
+
     @app.get("/taal/<lang>")
     def set_language(lang: str) -> Response:
         from flask import redirect

@@ -10,8 +10,9 @@ from datetime import timedelta
 from flask import Blueprint, Response, abort, make_response, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 
+from ..domain.assurance import AssuranceLevel
 from ..domain.errors import SessionAlreadyUsed, SessionExpired, SessionNotFound
-from ..domain.sessions import Flow, SessionState
+from ..domain.sessions import Flow, SessionReason, SessionState
 from ..flows import common
 from ..ports import LoginFlow
 from .presenters import grouped
@@ -24,44 +25,60 @@ LOGIN_COOKIE = "zgwid_login"
 LOGIN_FLOW_MINUTES = 15
 
 
-def link_problem(exc: Exception) -> tuple[str, int]:
-    """A clear Dutch page for a link that cannot be used, with the matching status code."""
+def link_problem(exc: Exception, required: AssuranceLevel | None = None) -> tuple[str, int]:
+    """A true page for a link that cannot be used (unknown, expired, used, failed, withdrawn, completed), with
+    the matching status code. Every page ends with what to do; ``required`` explains a too-low DigiD level."""
+    next_step = _("Vraag de medewerker in het videogesprek om een nieuwe link.")
     if isinstance(exc, SessionExpired):
-        return render_template(
-            "message.html",
-            title=_("Deze link is verlopen"),
-            text=_("De link is niet meer geldig. Vraag de medewerker in het videogesprek om een nieuwe link."),
-            status=410,
-        ), 410
-    if isinstance(exc, SessionAlreadyUsed) and exc.state == "withdrawn":
-        return render_template(
-            "message.html",
-            title=_("Deze link is ingetrokken"),
-            text=_(
-                "De medewerker heeft deze link ingetrokken. Vraag de medewerker in het videogesprek om "
-                "een nieuwe link als dat nodig is."
-            ),
-            status=409,
-        ), 409
-    if isinstance(exc, SessionAlreadyUsed):
-        return render_template(
-            "message.html",
-            title=_("Deze link is al gebruikt"),
-            text=_(
-                "Met deze link is al ingelogd. Vraag de medewerker in het videogesprek om "
-                "een nieuwe link als dat nodig is."
-            ),
-            status=409,
-        ), 409
-    return render_template(
-        "message.html",
-        title=_("Deze link werkt niet"),
-        text=_(
-            "Wij kennen deze link niet. Controleer of u de hele link heeft gekopieerd, of "
-            "vraag de medewerker om een nieuwe link."
-        ),
-        status=404,
-    ), 404
+        title, text, status = _("Deze link is verlopen"), _("De link is niet meer geldig."), 410
+    elif isinstance(exc, SessionAlreadyUsed):
+        status = 409
+        if exc.state == SessionState.WITHDRAWN.value:
+            title = _("Deze link is ingetrokken")
+            text = _("De medewerker heeft deze link ingetrokken. U kunt er niet meer mee inloggen.")
+            next_step = _("Heeft u nog een link nodig? Vraag de medewerker in het videogesprek om een nieuwe link.")
+        elif exc.state == SessionState.COMPLETED.value:
+            title = _("Deze identificatie is afgerond")
+            text = _("Met deze link is ingelogd, en de medewerker heeft de identificatie afgerond.")
+            next_step = _(
+                "Moet u nog een keer laten zien wie u bent? Vraag de medewerker in het videogesprek om een nieuwe link."
+            )
+        elif exc.state == SessionState.FAILED.value and exc.reason == SessionReason.EXPIRED_DURING_LOGIN.value:
+            title = _("Deze link is verlopen")
+            text = _(
+                "De link verliep terwijl u bij DigiD aan het inloggen was. Uw inloggegevens zijn daarom niet gebruikt."
+            )
+            status = 410
+        elif exc.state == SessionState.FAILED.value and exc.reason == SessionReason.LEVEL_TOO_LOW.value:
+            title = _("Uw DigiD-niveau is te laag voor dit gesprek")
+            text = _(
+                "U heeft met deze link ingelogd op een lager DigiD-niveau dan nodig is. Deze link werkt niet meer."
+            )
+        elif exc.state == SessionState.FAILED.value:
+            title = _("Inloggen met deze link is niet gelukt")
+            text = _("Het inloggen met DigiD is niet gelukt. Daarom werkt deze link niet meer.")
+        else:
+            title = _("Deze link is al gebruikt")
+            text = _("Met deze link is al ingelogd met DigiD.")
+            next_step = _(
+                "Is dat niet gelukt zoals het moest? Vraag de medewerker in het videogesprek om een nieuwe link."
+            )
+    else:
+        title, status = _("Deze link werkt niet"), 404
+        text = _("Misschien is de link niet helemaal gekopieerd, of is de identificatie al afgerond of ingetrokken.")
+    page = render_template(
+        "citizen/link_problem.html", title=title, text=text, next_step=next_step, required=required, status=status
+    )
+    return page, status
+
+
+def _problem_for(session_id: str, exc: Exception) -> tuple[str, int]:
+    """link_problem, with the level this call needs when the login failed because the level was too low."""
+    required = None
+    if isinstance(exc, SessionAlreadyUsed) and exc.reason == SessionReason.LEVEL_TOO_LOW.value:
+        ident = services().store.get(session_id)
+        required = ident.min_level if ident is not None else None
+    return link_problem(exc, required)
 
 
 def _citizen_done(session_id: str) -> bool:
@@ -86,19 +103,37 @@ def start(session_id: str) -> Response | tuple[str, int] | str:
     try:
         ident = common.open_link(session_id, store=svc.store, clock=svc.clock)
     except (SessionNotFound, SessionExpired, SessionAlreadyUsed) as exc:
-        return link_problem(exc)
+        return _problem_for(session_id, exc)
     cancelled = session.pop("digid_cancelled", None) == session_id
     return render_template("citizen/start.html", ident=ident, cancelled=cancelled, Flow=Flow)
 
 
 @bp.post("/<session_id>/login")
 def login(session_id: str) -> Response | tuple[str, int]:
-    """Start a DigiD login bound to this browser (R12): a one-time flow and a cookie that names it."""
+    """'Inloggen met DigiD' (POST, CSRF-checked), answered with a redirect to the hand-off page (POST-redirect-GET):
+    going back after the login never asks the browser to post a form again."""
     svc = services()
+    try:
+        common.load_for_citizen(session_id, store=svc.store, clock=svc.clock)
+    except (SessionNotFound, SessionExpired, SessionAlreadyUsed) as exc:
+        return _problem_for(session_id, exc)
+    session["digid_start"] = session_id
+    return redirect(url_for("citizen.to_digid", session_id=session_id), code=303)  # type: ignore[return-value]
+
+
+@bp.get("/<session_id>/naar-digid")
+def to_digid(session_id: str) -> Response | tuple[str, int]:
+    """Start a DigiD login bound to this browser (R12): a one-time flow and a cookie that names it.
+
+    Only right after the POST above (once): reached again with the back button, it returns to the link's page
+    (which shows the result after a login) instead of sending the citizen to DigiD again."""
+    svc = services()
+    if session.pop("digid_start", None) != session_id:
+        return redirect(url_for("citizen.start", session_id=session_id), code=303)  # type: ignore[return-value]
     try:
         ident = common.load_for_citizen(session_id, store=svc.store, clock=svc.clock)
     except (SessionNotFound, SessionExpired, SessionAlreadyUsed) as exc:
-        return link_problem(exc)
+        return _problem_for(session_id, exc)
     relay_state = secrets.token_urlsafe(24)
     login_request = svc.idp.begin_login(min_level=ident.min_level, relay_state=relay_state)
     now = svc.clock.now()
@@ -113,6 +148,7 @@ def login(session_id: str) -> Response | tuple[str, int]:
     svc.store.add_login_flow(flow)
     common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login-started")
     resp = make_response(render_template("citizen/to_digid.html", login=login_request))
+    resp.headers["Cache-Control"] = "no-store"  # a signed AuthnRequest is used once; the back button asks again
     resp.set_cookie(
         LOGIN_COOKIE,
         flow.id,

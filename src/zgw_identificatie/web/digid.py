@@ -14,6 +14,7 @@ import time
 from flask import Blueprint, Response, make_response, redirect, render_template, request, session, url_for
 
 from .. import metrics
+from ..domain.assurance import AssuranceLevel
 from ..domain.errors import (
     DigidCancelled,
     DigidFailed,
@@ -22,9 +23,9 @@ from ..domain.errors import (
     SessionExpired,
     SessionNotFound,
 )
-from ..domain.sessions import Flow, SessionReason
+from ..domain.sessions import Flow, SessionReason, SessionState
 from ..flows import common, known_citizen, mutual, new_citizen
-from .citizen import LOGIN_COOKIE
+from .citizen import LOGIN_COOKIE, link_problem
 from .security import services
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,32 @@ MAX_RELAY_STATE = 80  # SAML bindings §3.4.3: RelayState at most 80 bytes
 FLOWS = {Flow.NEW_CITIZEN: new_citizen, Flow.KNOWN_CITIZEN: known_citizen, Flow.MUTUAL: mutual}
 
 
-def _failure(reason: str, status: int = 400) -> Response:
-    """Logius' fixed sentence (T6/R18); the local session ends; the reason goes to the security log only."""
-    log.warning("digid login refused: %s", reason)
-    metrics.DIGID_LOGINS.labels("failed", metrics.login_reason(reason)).inc()
+def _failure(reason: str, status: int = 400, *, required: AssuranceLevel | None = None) -> Response:
+    """Logius' fixed sentence (T6/R18); the local session ends; the reason goes to the security log only.
+
+    With ``required`` (the level was too low) the page also says, in the page's language, which DigiD level
+    this call needs and how to get it (guide §2.4); Logius' sentence stays verbatim and Dutch.
+    """
+    log.warning("digid login refused: %s", reason)  # the request id is on every log line
+    metrics.DIGID_LOGINS.labels("failed", "level_too_low" if required else metrics.login_reason(reason)).inc()
     session.clear()
-    resp = make_response(render_template("digid_error.html", text=LOGIUS_ERROR, status=status), status)
+    page = render_template("digid_error.html", text=LOGIUS_ERROR, required=required, status=status)
+    resp = make_response(page, status)
+    resp.delete_cookie(LOGIN_COOKIE, path="/digid/")
+    return resp
+
+
+def _expired_during_login(session_id: str) -> Response:
+    """The link expired while the citizen was at DigiD. Not a DigiD error (the login itself may have worked),
+    so no Logius sentence: the citizen reads that the link expired and what to do; staff see why."""
+    svc = services()
+    ident = svc.store.get(session_id)
+    if ident is not None and ident.state in (SessionState.CREATED, SessionState.OPENED):
+        svc.store.update(ident.failed(SessionReason.EXPIRED_DURING_LOGIN, svc.clock.now()))
+        common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login", outcome="expired")
+    log.info("digid login returned after the link expired")
+    session.clear()
+    resp = make_response(link_problem(SessionAlreadyUsed("failed", SessionReason.EXPIRED_DURING_LOGIN.value))[0], 410)
     resp.delete_cookie(LOGIN_COOKIE, path="/digid/")
     return resp
 
@@ -68,8 +89,10 @@ def acs() -> Response:
         return _failure("RelayState does not match this browser's login flow (R13)")
     try:
         ident = common.load_for_citizen(flow.session_id, store=svc.store, clock=svc.clock)
-    except (SessionNotFound, SessionExpired, SessionAlreadyUsed):
-        return _failure("the session behind the login flow is gone, expired or used")
+    except SessionExpired:
+        return _expired_during_login(flow.session_id)
+    except (SessionNotFound, SessionAlreadyUsed):
+        return _failure("the session behind the login flow is gone or used")
     try:
         identity = svc.idp.complete_login(
             artifact=artifact, expected_request_id=flow.request_id, min_level=ident.min_level
@@ -87,13 +110,12 @@ def acs() -> Response:
         resp.delete_cookie(LOGIN_COOKIE, path="/digid/")
         return resp  # type: ignore[return-value]
     except (DigidFailed, LevelTooLow) as exc:
-        why = SessionReason.LEVEL_TOO_LOW if isinstance(exc, LevelTooLow) else SessionReason.DIGID_ERROR
+        too_low = isinstance(exc, LevelTooLow) or getattr(exc, "level_too_low", False)
+        why = SessionReason.LEVEL_TOO_LOW if too_low else SessionReason.DIGID_ERROR
         svc.store.update(ident.failed(why, svc.clock.now()))
         common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login", outcome="failed")
-        too_low = metrics.login_reason(getattr(exc, "reason", exc.code)) == "level_too_low"
-        outcome = "level_too_low" if too_low else "failed"
-        metrics.IDENTIFICATIONS.labels(ident.flow.value, outcome).inc()
-        return _failure(getattr(exc, "reason", exc.code))
+        metrics.IDENTIFICATIONS.labels(ident.flow.value, "level_too_low" if too_low else "failed").inc()
+        return _failure(getattr(exc, "reason", exc.code), required=ident.min_level if too_low else None)
     metrics.DIGID_LOGINS.labels("success", "ok").inc()
     outcome = "code_mismatch" if done.code_match is False else "identified"
     metrics.IDENTIFICATIONS.labels(ident.flow.value, outcome).inc()

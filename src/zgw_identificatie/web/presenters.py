@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import url_for
+from flask_babel import gettext as _
 
 from ..domain.codes import group
-from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionState
+from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionReason, SessionState
 from ..ports import SessionStore
 
 
@@ -67,3 +69,71 @@ def session_status(session: IdentificationSession, store: SessionStore, now: Any
 
 def grouped(code: str | None) -> str:
     return group(code) if code else ""
+
+
+# --- the behandelaar's page: one stage per outcome, each with its meaning, next step and actions ------------
+
+LINK_STAGES = ("created", "opened", "cancelled")  # the citizen link still works: show link and QR code
+
+
+def stage(session: IdentificationSession, now: Any) -> str:
+    """What the behandelaar sees as the state of a session (page, live fragment and overview agree).
+
+    created, opened, cancelled, login-failed (``session.reason`` says why), authenticated, match, mismatch,
+    registering, registered, registration-failed, expired, withdrawn, completed.
+    """
+    if session.state is SessionState.FAILED:
+        return "login-failed"
+    if session.state is SessionState.WITHDRAWN:
+        return "withdrawn"
+    if session.state is SessionState.COMPLETED:
+        return "completed"
+    if session.state in (SessionState.CREATED, SessionState.OPENED):
+        if session.is_expired(now):
+            return "expired"
+        if session.reason is SessionReason.CANCELLED:
+            return "cancelled"
+        return session.state.value
+    registration = session.registration_state
+    if registration is RegistrationState.FAILED:
+        return "registration-failed"
+    if session.flow is Flow.KNOWN_CITIZEN and session.code_match is not None:
+        return "match" if session.code_match else "mismatch"
+    if registration in (RegistrationState.PENDING, RegistrationState.RETRYING):
+        return "registering"
+    if registration is RegistrationState.DONE:
+        return "registered"
+    return "authenticated"
+
+
+def actions(session: IdentificationSession, current: str) -> list[str]:
+    """The buttons a stage offers, the first one primary: complete, new-link, withdraw (and retry, issue 9)."""
+    if current in LINK_STAGES:
+        return ["withdraw"]
+    if current in ("login-failed", "expired", "withdrawn"):
+        return ["new-link"]
+    if current == "mismatch":
+        return ["complete", "new-link"]
+    if current in ("authenticated", "match", "registering", "registered", "registration-failed"):
+        return ["complete"]
+    return []
+
+
+def registration_problem(error: str | None) -> str:
+    """A registration error in words a behandelaar understands (the technical text is shown folded away)."""
+    text = error or ""
+    status = re.search(r"answered (\d{3})", text)
+    code = int(status.group(1)) if status else None
+    if code in (401, 403):
+        return _("Het zaaksysteem weigert de toegang. Vraag functioneel beheer de koppeling te controleren.")
+    if "not found" in text or code == 404:
+        return _("Het zaaksysteem kent deze zaak niet. Controleer het zaaknummer.")
+    if "roltype" in text:
+        return _("Het zaaktype van deze zaak heeft geen rol voor de inwoner. Vraag functioneel beheer dit te regelen.")
+    if "gave up" in text or "time-out" in text or "connection" in text or (code is not None and code >= 500):
+        return _("Het zaaksysteem was te lang niet bereikbaar.")
+    if "payload" in text:
+        return _("De gegevens voor het bewijs zijn niet meer beschikbaar.")
+    if code is not None and 400 <= code < 500:
+        return _("Het zaaksysteem heeft de gegevens afgekeurd. Vraag functioneel beheer om hulp.")
+    return _("Het vastleggen in het zaaksysteem is niet gelukt.")

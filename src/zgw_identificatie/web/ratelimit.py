@@ -220,6 +220,7 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
     plan: dict[str, list[Callable[[Any], Any]]] = {
         "staff.login": [limiter.limit(settings.rate_limit_citizen, key_func=client_ip, methods=["POST"])],
         "staff.create": [limiter.limit(settings.rate_limit_start, key_func=staff_key)],
+        "staff.new_link": [limiter.limit(settings.rate_limit_start, key_func=staff_key, methods=["POST"])],
         "citizen.start": [citizen_ip, per_link],
         "citizen.login": [citizen_ip, per_link],
         "digid.acs": [citizen_ip],

@@ -120,7 +120,9 @@ def init_app(app: Flask, svc: Services) -> None:
     form_action = " ".join(sorted({_origin(sso)} - {""}))
     # A municipality's theme CSS and logo may live on its own site: allow exactly those origins.
     style_extra = "".join(" " + o for o in sorted({_origin(svc.settings.theme_css_url)} - {""}))
-    img_extra = "".join(" " + o for o in sorted({_origin(svc.settings.logo_url)} - {""}))
+    img_extra = "".join(
+        " " + o for o in sorted({_origin(svc.settings.logo_url), _origin(svc.settings.favicon_url)} - {""})
+    )
     csp = CSP.format(form_action=form_action, style_extra=style_extra, img_extra=img_extra)
     # The embeddable staff panel: backoffices at these origins may frame the staff pages (and only those).
     frame_origins = sorted({_origin(o) for o in svc.settings.staff_frame_ancestors} - {""})

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import segno
-from flask import Blueprint, Response, abort, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from werkzeug.security import check_password_hash
 
@@ -23,7 +37,7 @@ from ..domain.errors import (
 from ..domain.sessions import Flow, SessionState
 from ..flows import common, lifecycle, registration
 from ..settings import ConfigError
-from .presenters import citizen_url, grouped, session_status
+from .presenters import LINK_STAGES, actions, citizen_url, grouped, registration_problem, session_status, stage
 from .security import login_staff, services, staff_required, staff_user
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -74,7 +88,7 @@ def index() -> str:
         now=now,
         errors={},
         form={},
-        progress=lambda s: session_status(s, svc.store, now)["progress"],
+        stage=lambda s: stage(s, now),
     )
 
 
@@ -91,7 +105,7 @@ def create() -> Any:
         "clock": svc.clock,
         "settings": svc.settings,
     }
-    zaak = form.get("zaak", "").strip() or None
+    zaak = form.get("zaak", "").strip() or None  # surrounding spaces of a pasted zaaknummer are dropped
     register = form.get("register") == "on" or bool(zaak)
     if zaak and len(zaak) > 40:
         errors["zaak"] = _("Een zaaknummer heeft hoogstens 40 tekens.")
@@ -103,7 +117,7 @@ def create() -> Any:
     flow = form.get("flow", "")
     if flow == Flow.KNOWN_CITIZEN.value:
         try:
-            Bsn.parse(form.get("bsn", ""))
+            Bsn.parse(normalise_bsn(form.get("bsn", "")))
         except InvalidBsn:
             errors["bsn"] = _(
                 "Dit is geen geldig burgerservicenummer. Een BSN heeft 9 cijfers en voldoet aan de elfproef."
@@ -117,7 +131,12 @@ def create() -> Any:
             if flow not in {f.value for f in Flow}:
                 abort(400)
             ident = lifecycle.start(
-                Flow(flow), bsn=form.get("bsn", ""), zaak=zaak, register=register, min_level=level, **owner
+                Flow(flow),
+                bsn=normalise_bsn(form.get("bsn", "")),
+                zaak=zaak,
+                register=register,
+                min_level=level,
+                **owner,
             )
             return redirect(url_for("staff.detail", session_id=ident.id), code=303)
         except InvalidBsn:
@@ -134,7 +153,7 @@ def create() -> Any:
         errors=errors,
         form=form_values,
         active_flow=flow,
-        progress=lambda s: session_status(s, svc.store, now)["progress"],
+        stage=lambda s: stage(s, now),
     ), 400
 
 
@@ -158,13 +177,48 @@ def _zaak_problem(zaak: str) -> str | None:
 
 
 def _own(session_id: str) -> Any:
+    """The behandelaar's own session, expired ones included (shown as expired until the purge erases them)."""
     svc = services()
     try:
-        return common.load_for_owner(session_id, g.staff["id"], store=svc.store, clock=svc.clock)
+        return common.load_for_owner(session_id, g.staff["id"], store=svc.store, clock=svc.clock, allow_expired=True)
     except NotOwner:
         abort(404)  # do not reveal that another behandelaar's session exists
     except (SessionNotFound, SessionExpired):
         return None
+
+
+def _gone() -> tuple[str, int]:
+    return render_template(
+        "message.html",
+        title=_("Sessie niet gevonden"),
+        text=_(
+            "Deze sessie bestaat niet meer: na Voltooien bij Wederzijdse zekerheid, of na het verlopen, worden de "
+            "gegevens gewist. Maak een nieuwe link vanuit het overzicht."
+        ),
+        status=404,
+        back=url_for("staff.index"),
+    ), 404
+
+
+def _view(ident: Any) -> dict[str, Any]:
+    """What the status block and the actions need; the same for the page and the live fragment."""
+    svc = services()
+    now = svc.clock.now()
+    status = session_status(ident, svc.store, now)
+    current = stage(ident, now)
+    return {
+        "ident": ident,
+        "status": status,
+        "stage": current,
+        "actions": actions(ident, current),
+        "link_usable": current in LINK_STAGES,
+        "registration_problem": registration_problem(ident.registration_error)
+        if current == "registration-failed"
+        else None,
+        "can_retry": "staff.retry_registration" in current_app.view_functions,  # issue 9: Opnieuw vastleggen
+        "Flow": Flow,
+        "SessionState": SessionState,
+    }
 
 
 @bp.get("/sessions/<session_id>")
@@ -173,16 +227,10 @@ def detail(session_id: str) -> Any:
     svc = services()
     ident = _own(session_id)
     if ident is None:
-        return render_template(
-            "message.html",
-            title=_("Sessie niet gevonden"),
-            text=_("Deze sessie bestaat niet meer: afgerond of verlopen. Start een nieuwe."),
-            status=404,
-            back=url_for("staff.index"),
-        ), 404
+        return _gone()
+    view = _view(ident)
     url = citizen_url(ident)
     qr = segno.make(url, error="m").svg_data_uri(scale=5, border=2, dark="#000", light="#fff")
-    status = session_status(ident, svc.store, svc.clock.now())
     # §2.3 with a BRP configured: naam, geboortedatum and adres for the BSN (page only, not the polled fragment).
     brp = getattr(svc, "brp", None)
     brp_result = (
@@ -191,15 +239,7 @@ def detail(session_id: str) -> Any:
         else None
     )
     return render_template(
-        "staff/session.html",
-        ident=ident,
-        url=url,
-        qr=qr,
-        status=status,
-        code=grouped(status["code"]),
-        Flow=Flow,
-        SessionState=SessionState,
-        brp=brp_result,
+        "staff/session.html", url=url, qr=qr, code=grouped(view["status"]["code"]), brp=brp_result, **view
     )
 
 
@@ -218,13 +258,11 @@ def status_json(session_id: str) -> Any:
 @bp.get("/sessions/<session_id>/status.html")
 @staff_required
 def status_fragment(session_id: str) -> Any:
-    """The status block alone, for the live update (same template as the page, so one set of texts)."""
-    svc = services()
+    """The status block and the actions alone, for the live update (same templates as the page: one set of texts)."""
     ident = _own(session_id)
     if ident is None:
-        return render_template("message.html", title=_("Sessie niet gevonden"), text=""), 404
-    status = session_status(ident, svc.store, svc.clock.now())
-    return render_template("staff/_status.html", ident=ident, status=status)
+        return render_template("staff/_gone.html"), 200  # erased: the live block says so instead of failing
+    return render_template("staff/_live.html", **_view(ident))
 
 
 @bp.post("/sessions/<session_id>/registration/retry")
@@ -251,6 +289,7 @@ def retry_registration(session_id: str) -> Any:
             back=url_for("staff.detail", session_id=ident.id),
         ), 409
     common.audit(svc.store, svc.clock, ident, actor=g.staff["id"], event="registration-resumed")
+    flash(_("Het vastleggen gaat verder waar het stopte."), "ok")
     return redirect(url_for("staff.detail", session_id=ident.id), code=303)
 
 
@@ -260,12 +299,89 @@ def complete(session_id: str) -> Any:
     svc = services()
     ident = _own(session_id)
     if ident is None:
+        flash(_("Deze sessie bestaat niet meer."), "warning")
         return redirect(url_for("staff.index"), code=303)
     try:
-        lifecycle.finish(ident.id, owner_id=g.staff["id"], store=svc.store, clock=svc.clock, settings=svc.settings)
+        outcome = lifecycle.finish(
+            ident.id, owner_id=g.staff["id"], store=svc.store, clock=svc.clock, settings=svc.settings
+        )
     except DomainError:
         abort(409)
+    if outcome == "erased":
+        flash(_("Afgerond. Het BSN en de andere gegevens van deze sessie zijn gewist."), "ok")
+    elif outcome == "completed":
+        flash(
+            _("Afgerond. De identificatie van %(tijd)s staat als afgerond in het overzicht.", tijd=_hhmm(ident)), "ok"
+        )
+    else:
+        flash(_("De link is ingetrokken. De inwoner kan er niet meer mee inloggen."), "ok")
+        return redirect(url_for("staff.detail", session_id=ident.id), code=303)
     return redirect(url_for("staff.index"), code=303)
+
+
+def _hhmm(ident: Any) -> str:
+    from zoneinfo import ZoneInfo
+
+    return str(ident.created_at.astimezone(ZoneInfo("Europe/Amsterdam")).strftime("%H:%M"))
+
+
+@bp.post("/sessions/<session_id>/intrekken")
+@staff_required
+def withdraw(session_id: str) -> Any:
+    """Link intrekken: the link dies at once; the page stays and shows the withdrawn state."""
+    svc = services()
+    ident = _own(session_id)
+    if ident is None:
+        flash(_("Deze sessie bestaat niet meer."), "warning")
+        return redirect(url_for("staff.index"), code=303)
+    try:
+        lifecycle.withdraw(ident, owner_id=g.staff["id"], store=svc.store, clock=svc.clock)
+    except DomainError:
+        flash(_("Deze link kan niet meer worden ingetrokken: de inwoner heeft al ingelogd."), "warning")
+        return redirect(url_for("staff.detail", session_id=ident.id), code=303)
+    flash(_("De link is ingetrokken. De inwoner kan er niet meer mee inloggen."), "ok")
+    return redirect(url_for("staff.detail", session_id=ident.id), code=303)
+
+
+@bp.route("/sessions/<session_id>/nieuwe-link", methods=["GET", "POST"])
+@staff_required
+def new_link(session_id: str) -> Any:
+    """Nieuwe link: the same flow, zaak and level in a new session. §2.2 asks for the BSN again (never stored).
+    A still-working old link is withdrawn, so only one link is live."""
+    svc = services()
+    ident = _own(session_id)
+    if ident is None:
+        flash(_("Deze sessie bestaat niet meer. Maak hieronder een nieuwe link."), "warning")
+        return redirect(url_for("staff.index"), code=303)
+    if request.method == "GET":
+        if ident.flow is not Flow.KNOWN_CITIZEN:
+            abort(405)  # the other flows need nothing new: their button posts at once
+        return render_template("staff/new_link.html", ident=ident, error=None)
+    try:
+        fresh = lifecycle.start(
+            ident.flow,
+            bsn=normalise_bsn(request.form.get("bsn", "")),
+            zaak=ident.zaak_identificatie if ident.flow is not Flow.NEW_CITIZEN else None,
+            register=ident.register,
+            min_level=ident.min_level,
+            owner_id=g.staff["id"],
+            owner_name=g.staff["name"],
+            store=svc.store,
+            clock=svc.clock,
+            settings=svc.settings,
+        )
+    except InvalidBsn:
+        error = _("Dit is geen geldig burgerservicenummer. Een BSN heeft 9 cijfers en voldoet aan de elfproef.")
+        return render_template("staff/new_link.html", ident=ident, error=error), 400
+    if stage(ident, svc.clock.now()) in LINK_STAGES:
+        lifecycle.withdraw(ident, owner_id=g.staff["id"], store=svc.store, clock=svc.clock)
+    flash(_("Er is een nieuwe link gemaakt. Zet deze link in de chat; de vorige link werkt niet meer."), "ok")
+    return redirect(url_for("staff.detail", session_id=fresh.id), code=303)
+
+
+def normalise_bsn(raw: str) -> str:
+    """A BSN as typed or pasted: spaces (also non-breaking), dots and dashes are dropped ("999 993 653")."""
+    return re.sub(r"[\s.\-\u2010-\u2015]", "", raw or "")
 
 
 # -- §2.1 code confirmation (flows/confirmation.py) ------------------------------------------------------

@@ -20,6 +20,7 @@ STATUS_PREFIX = "urn:oasis:names:tc:SAML:2.0:status:"
 SUCCESS = STATUS_PREFIX + "Success"
 RESPONDER = STATUS_PREFIX + "Responder"
 AUTHN_FAILED = STATUS_PREFIX + "AuthnFailed"
+NO_AUTHN_CONTEXT = STATUS_PREFIX + "NoAuthnContext"  # DigiD: the level reached is below the one asked for
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 BSN_SECTOR = "s00000000:"
 
@@ -43,7 +44,7 @@ def check_response_status(response: etree._Element) -> None:
         return
     if top == RESPONDER and sub == AUTHN_FAILED:
         raise DigidCancelled()
-    raise DigidFailed(f"response status {_short(top)}/{_short(sub)}")
+    raise DigidFailed(f"response status {_short(top)}/{_short(sub)}", level_too_low=sub == NO_AUTHN_CONTEXT)
 
 
 def _short(value: str | None) -> str:
@@ -181,7 +182,7 @@ def read_authn(assertion: etree._Element, min_level: AssuranceLevel) -> tuple[As
     except InvalidLevel:
         raise DigidFailed("unknown level of assurance") from None
     if not level.satisfies(min_level):
-        raise DigidFailed("level of assurance below the required level")
+        raise DigidFailed("level of assurance below the required level", level_too_low=True)
     instant = parse_saml_time(statement.get("AuthnInstant"), "AuthnInstant")
     return level, instant
 

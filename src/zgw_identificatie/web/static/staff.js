@@ -1,6 +1,7 @@
 // The behandelaar's session page.
-// - Live status: fetch the status block (an HTML fragment, same template as the page) every second while the
-//   tab is visible; only a changed block is swapped in, so the role="status" region announces real changes.
+// - Live status: fetch the status block and the buttons (an HTML fragment, same templates as the page) every
+//   second while the tab is visible; only a changed block is swapped in, so the role="status" region announces
+//   real changes. The link, QR code and code sections hide once the link no longer works.
 //   After repeated failures it stops and shows the "Pagina vernieuwen" link (which is also there without JS).
 // - Copy button: appears only when the Clipboard API can work; the result is announced in a status region.
 // All texts come from data attributes in the page, so they follow the page's language.
@@ -23,18 +24,20 @@
 
   var root = document.querySelector("[data-status-url]");
   var target = document.getElementById("status");
-  if (!root || !target || !window.fetch) { return; }
+  var actions = document.getElementById("actions");
+  if (!root || !target || !window.fetch || !window.DOMParser) { return; }
   var refreshLink = document.querySelector("[data-refresh-link]");
   if (refreshLink) { refreshLink.hidden = true; }
-  var complete = document.getElementById("complete");
   var last = target.innerHTML.trim();
   var failures = 0;
 
-  function updateButton() {
-    var list = target.querySelector("[data-state]");
-    if (complete && list && list.getAttribute("data-state") === "authenticated") {
-      complete.textContent = complete.getAttribute("data-label-done");
-    }
+  // The link and QR code are only shown while the link can still be used (the fragment says so).
+  function showLink() {
+    var state = target.querySelector("[data-link-usable]");
+    var usable = state && state.getAttribute("data-link-usable") === "true";
+    document.querySelectorAll("[data-link-section]").forEach(function (el) { el.hidden = !usable; });
+    var codeUsable = state && state.getAttribute("data-code-usable") === "true";
+    document.querySelectorAll("[data-code-section]").forEach(function (el) { el.hidden = !codeUsable; });
   }
 
   function poll() {
@@ -43,11 +46,16 @@
       .then(function (r) { if (!r.ok) { throw new Error(String(r.status)); } return r.text(); })
       .then(function (html) {
         failures = 0;
-        html = html.trim();
-        if (html !== last) {
-          last = html;
-          target.innerHTML = html;
-          updateButton();
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var status = doc.querySelector("[data-live-status]");
+        var buttons = doc.querySelector("[data-live-actions]");
+        if (!status) { throw new Error("no status block"); }
+        var fresh = status.innerHTML.trim();
+        if (fresh !== last) {
+          last = fresh;
+          target.innerHTML = fresh;
+          if (actions && buttons) { actions.innerHTML = buttons.innerHTML; }
+          showLink();
         }
         schedule();
       })
@@ -58,6 +66,5 @@
       });
   }
   function schedule() { window.setTimeout(poll, 1000); }
-  updateButton();
   schedule();
 })();

@@ -307,7 +307,7 @@ def complete(session_id: str) -> Any:
         )
     except DomainError:
         abort(409)
-    if outcome == "erased":
+    if outcome == "completed" and ident.flow is Flow.MUTUAL:  # the one flow that showed staff a BSN
         flash(_("Afgerond. Het BSN en de andere gegevens van deze sessie zijn gewist."), "ok")
     elif outcome == "completed":
         flash(

@@ -130,6 +130,26 @@ def proof_data(session_id: str = "bench-session") -> Any:
     )
 
 
+def sealed_pdf_case(tmp: Path) -> Callable[[], bytes]:
+    """Render + seal (PAdES, demo certificate) with a DigiD-shaped signed assertion embedded (issue 12)."""
+    from zgw_identificatie.adapters.digid.keys import generate_key_pair
+    from zgw_identificatie.adapters.digid.xmldsig import sign
+    from zgw_identificatie.adapters.proof_seal import build_renderer
+    from zgw_identificatie.settings import Settings
+
+    pair = generate_key_pair("bench idp")
+    assertion = sign(
+        '<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_bench" Version="2.0" '
+        'IssueInstant="2026-11-30T10:00:00Z"><saml:Issuer>https://digid.bench/idp</saml:Issuer>'
+        f"<saml:Subject><saml:NameID>s00000000:{BSN}</saml:NameID></saml:Subject></saml:Assertion>",
+        pair.key_pem,
+        pair.cert_pem,
+    ).decode("utf-8")
+    renderer = build_renderer(Settings(instance_path=str(tmp / "seal-instance")))
+    proof = replace(proof_data(), assertion_xml=assertion)
+    return lambda: renderer.render(proof)
+
+
 def session_for_store(i: int) -> Any:
     from zgw_identificatie.domain.assurance import AssuranceLevel
     from zgw_identificatie.domain.bsn import Bsn
@@ -225,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: derive_code(key, gemeentecode="9999", session_id=secrets.token_hex(16), bsn=bsn),
         ),
         "pdf": Case("proof PDF rendering", 100, lambda: renderer.render(proof_data())),
+        "pdfseal": Case("proof PDF render + seal (assertion embedded)", 150, sealed_pdf_case(tmp)),
         "registration": Case("registration vs sandbox (5 calls + PDF)", 250, registration),
         "sqlite": Case("store add+get+update (SQLite)", 15, lambda: None),
         "postgresql": Case("store add+get+update (PostgreSQL)", 15, lambda: None),

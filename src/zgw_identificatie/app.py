@@ -113,9 +113,9 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
 
     renderer = adapters.get("renderer")
     if renderer is None:
-        from .adapters.proof_pdf import ReportlabProofRenderer
+        from .adapters.proof_seal import build_renderer
 
-        renderer = ReportlabProofRenderer()
+        renderer = build_renderer(settings)  # sealed with the municipality's certificate (demo: generated)
 
     brp = adapters.get("brp")
     if brp is None and settings.brp.url:

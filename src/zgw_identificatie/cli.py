@@ -102,6 +102,8 @@ def demo_banner(settings: Any, password: str | None, api_key: str | None) -> str
     else:
         store = settings.effective_database_url
     api = f"Authorization: Bearer {api_key}" if api_key else "sleutels uit uw instellingen (ZGWID_API_KEYS)"
+    digid_cert = f"{settings.instance_path}/digid-sim/idp.crt" if settings.digid.simulator else "<DigiD-certificaat>"
+    seal_cert = settings.seal.cert_file or f"{settings.instance_path}/seal/seal.crt"
     return f"""
 zgw-identificatie demo
   Behandelaar:  {base}/staff/   {staff}
@@ -109,6 +111,8 @@ zgw-identificatie demo
   DigiD:        {digid}
   API:          {base}/api/v1/openapi.json   {api}
   Opslag:       {store}
+  Bewijs-PDF:   zgw-identificatie verify-proof BESTAND.pdf --digid-cert {digid_cert} \\
+                  --seal-cert {seal_cert}
 Stop with Ctrl+C.  Start fresh (demo database and sandbox together): zgw-identificatie demo --fresh
 """
 
@@ -444,6 +448,25 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_proof(args: argparse.Namespace) -> int:
+    """Check a sealed proof PDF offline: seal, embedded DigiD assertion, and the page against it (exit 0/1)."""
+    from pathlib import Path
+
+    from .adapters.proof_verify import read_certificates, verify_proof
+
+    try:
+        pdf = Path(args.file).read_bytes()
+        digid = read_certificates(args.digid_cert)
+        seal = [Path(p).read_bytes() for p in args.seal_cert]
+        tsa = [Path(p).read_bytes() for p in args.tsa_cert]
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"ONGELDIG: een bestand is niet te lezen ({exc})")
+        return 1
+    verdict = verify_proof(pdf, digid_certs=digid, seal_certs=seal, tsa_certs=tsa)
+    print(verdict.text())
+    return 0 if verdict.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zgw-identificatie", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -490,6 +513,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("hash-api-key", help="make an API key (or hash a given one) for ZGWID_API_KEYS")
     p.add_argument("key", nargs="?")
     p.set_defaults(func=cmd_hash_api_key)
+    p = sub.add_parser("verify-proof", help="check a sealed proof PDF: seal, DigiD assertion, text (exit 0 or 1)")
+    p.add_argument("file", help="the proof PDF")
+    p.add_argument(
+        "--digid-cert", action="append", required=True, help="PEM file of DigiD's signing certificate (repeatable)"
+    )
+    p.add_argument(
+        "--seal-cert", action="append", default=[], help="PEM/DER trust anchor for the municipality's seal (repeatable)"
+    )
+    p.add_argument("--tsa-cert", action="append", default=[], help="PEM/DER trust anchor for the timestamp authority")
+    p.set_defaults(func=cmd_verify_proof)
     args = parser.parse_args(argv)
     from .settings import ConfigError
 

@@ -11,6 +11,7 @@ from typing import Protocol
 from .domain.assurance import AssuranceLevel
 from .domain.audit import AuditEvent
 from .domain.bsn import Bsn
+from .domain.confirmation import CodeConfirmation
 from .domain.events import Delivery, SessionEvent
 from .domain.identity import DigidIdentity
 from .domain.proof import ProofData
@@ -101,6 +102,13 @@ class ZaakRegistry(Protocol):
     def link_document(self, *, zaak_url: str, document_url: str, titel: str) -> str: ...
     def find_link(self, *, zaak_url: str, document_url: str) -> str | None: ...
 
+    # §2.1 code confirmation (flows/confirmation.py): a status of the statustype with this omschrijving.
+    def add_status(self, *, zaak_url: str, statustype_omschrijving: str, when: datetime, toelichting: str) -> str:
+        """A status later than every status the zaak has; RegistrationFailed when the zaaktype lacks it."""
+        ...
+
+    def find_status_of_type(self, *, zaak_url: str, statustype_omschrijving: str) -> str | None: ...
+
 
 class ProofRenderer(Protocol):
     def render(self, proof: ProofData) -> bytes:
@@ -179,6 +187,14 @@ class SessionStore(OneTimeIds, Protocol):
         """Atomically make a failed registration that still holds its proof due now (pending, attempts 0,
         error cleared, URLs kept); None when it is not failed (any more) or its proof was erased."""
         ...
+
+    # §2.1 code confirmations (one per session; add returns the stored one when it already exists)
+    def add_confirmation(self, confirmation: CodeConfirmation) -> CodeConfirmation: ...
+    def confirmation_for_session(self, session_id: str) -> CodeConfirmation | None: ...
+    def update_confirmation(self, confirmation: CodeConfirmation) -> None: ...
+    def claim_due_confirmations(
+        self, now: datetime, *, lease_seconds: int, limit: int
+    ) -> Sequence[CodeConfirmation]: ...
 
     def add_audit(self, event: AuditEvent) -> None: ...
     def list_audit(self, *, session_id: str | None = None, limit: int = 100) -> Sequence[AuditEvent]: ...

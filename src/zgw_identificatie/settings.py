@@ -110,6 +110,14 @@ class ZgwSettings:
         "", "Root of a Notificaties API 1.0.0 (e.g. Open Notificaties .../api/v1/); empty: no notificaties"
     )
     notificaties_kanaal: str = setting("identificaties", "Kanaal this service publishes session changes on")
+    statustype_code_klopt: str = setting(
+        "Identiteit vastgesteld",
+        "omschrijving of the statustype set when the behandelaar confirms the §2.1 code; empty: no status",
+    )
+    statustype_code_klopt_niet: str = setting(
+        "Identiteit niet vastgesteld",
+        "omschrijving of the statustype set when the §2.1 code does not match; empty: no status",
+    )
 
 
 @dataclass
@@ -133,6 +141,17 @@ class BrpSettings:
     verwerking: str = setting("", "x-verwerking header value (processing activity)")
     gebruiker: str = setting("", "x-gebruiker header default; the behandelaar's id is used when logged in")
     timeout: float = setting(5.0, "Seconds per BRP request")
+
+
+@dataclass
+class SealSettings:
+    cert_file: str = setting(
+        "", "PEM certificate that seals the proof PDF (PKIoverheid organisation seal; chain after it); empty: demo"
+    )
+    key_file: str = setting("", "PEM private key of the seal certificate")
+    key_password: str = setting("", "Password of the seal key, when it is encrypted", secret=True)
+    tsa_url: str = setting("", "RFC 3161 timestamp authority URL for the seal's trusted timestamp; empty: none")
+    tsa_timeout: float = setting(10.0, "Seconds to wait for the timestamp authority")
 
 
 @dataclass
@@ -219,6 +238,7 @@ class Settings:
     zgw: ZgwSettings = field(default_factory=ZgwSettings)
     oidc: OidcSettings = field(default_factory=OidcSettings)
     brp: BrpSettings = field(default_factory=BrpSettings)
+    seal: SealSettings = field(default_factory=SealSettings)
 
     @property
     def production(self) -> bool:
@@ -255,6 +275,8 @@ class Settings:
                         raise ConfigError(f"ZGWID_DIGID_{name.upper()} is required with the real DigiD")
                 if not self.digid.idp_cert_files:
                     raise ConfigError("ZGWID_DIGID_IDP_CERT_FILES is required: pin DigiD's signing certificate")
+            if not (self.seal.cert_file and self.seal.key_file):
+                raise ConfigError("ZGWID_SEAL_CERT_FILE and ZGWID_SEAL_KEY_FILE are required: the proof PDF is sealed")
         if self.oidc.issuer and not (self.oidc.client_id and self.oidc.client_secret):
             raise ConfigError(
                 "ZGWID_OIDC_CLIENT_ID and ZGWID_OIDC_CLIENT_SECRET are required when ZGWID_OIDC_ISSUER is set"

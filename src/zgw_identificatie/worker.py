@@ -41,16 +41,30 @@ def heartbeat_age(path: Path = HEARTBEAT_FILE) -> float | None:
 
 
 def run_once(services: Services, *, limit: int = 20) -> int:
-    """Process the registrations that are due; returns how many were attempted.
+    """Process the registrations (and §2.1 code confirmations) that are due; returns how many were attempted.
 
     The registry is built only when something is due; when it cannot be built (wrong secret, catalogue
     not resolvable, zaaksysteem down) each due registration records a failed attempt with backoff."""
     from .flows.registration import process_due
 
-    return process_due(
+    done = process_due(
         store=services.store,
         registry_factory=lambda: services.registry,
         renderer=services.renderer,
+        clock=services.clock,
+        settings=services.settings,
+        limit=limit,
+    )
+    return done + _confirmations(services, limit)
+
+
+def _confirmations(services: Services, limit: int) -> int:
+    """§2.1 code confirmations onto their zaak (flows/confirmation.py), after the registrations."""
+    from .flows.confirmation import process_due_confirmations
+
+    return process_due_confirmations(
+        store=services.store,
+        registry_factory=lambda: services.registry,
         clock=services.clock,
         settings=services.settings,
         limit=limit,

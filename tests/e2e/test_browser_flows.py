@@ -141,6 +141,12 @@ def test_new_citizen_logs_in_reads_a_random_code_and_both_see_the_new_zaak(brows
     assert visible_code(staff) == code
     check_page(staff, "staff-new-citizen-done")
 
+    # §2.1 steps 8–9: the citizen read the code aloud; the behandelaar confirms it, the worker puts it on the zaak
+    staff.get_by_role("button", name="Code klopt", exact=True).click()
+    expect(staff.locator('[data-field="confirmation"]')).to_contain_text("Uw oordeel: de code klopt.")
+    expect(staff.locator('[data-field="confirmation"]')).to_contain_text("Staat in de zaak.", timeout=15_000)
+    check_page(staff, "staff-new-citizen-confirmed")
+
     staff.get_by_role("button", name="Voltooien").click()
     expect(staff.get_by_role("heading", level=1)).to_have_text("Identificatie tijdens videogesprek")
     expect(staff.get_by_role("table")).to_contain_text(zaak.inner_text())

@@ -553,3 +553,60 @@ def test_check_access_names_the_missing_scope(api: responses.RequestsMock, api_n
         api.get(DOCUMENTEN + "enkelvoudiginformatieobjecten", status=403, json=denied)
     with pytest.raises(ConfigError, match=f"lacks the scope {scope}"):
         check_access(build_registry(make_settings(), today=date(2026, 11, 29)))
+
+
+# --- §2.1 code confirmation: a later status of a configured statustype (flows/confirmation.py) -----------
+
+IN_BEHANDELING = next(s for s in STATUSTYPEN["results"] if s["omschrijving"] == "In behandeling")
+
+
+def confirmation_registry() -> ZgwHttpRegistry:
+    return ZgwHttpRegistry(make_settings(statustype_code_klopt="In behandeling"), REFS)
+
+
+def test_the_confirmation_status_has_the_configured_statustype_and_comes_after_the_latest(
+    api: responses.RequestsMock,
+) -> None:
+    """The zaak's zaaktype → its statustypen by omschrijving; datumStatusGezet a second after the latest status
+    when the confirmation's own time is not later (zaak + datumStatusGezet is unique, the latest is current)."""
+    api.get(ZAAK["url"], json=answer("05"), headers={"Content-Crs": "EPSG:4326"})
+    api.get(CATALOGI + "statustypen", json=STATUSTYPEN)
+    api.get(ZAKEN + "statussen", json=page(answer("13")))  # set at 2026-11-29T21:29:29Z
+    api.post(ZAKEN + "statussen", status=201, json={**answer("13"), "statustype": IN_BEHANDELING["url"]})
+    url = confirmation_registry().add_status(
+        zaak_url=ZAAK["url"],
+        statustype_omschrijving="In behandeling",
+        when=datetime(2026, 11, 29, 21, 29, 29, tzinfo=UTC),
+        toelichting="Code klopt: behandelaar Sanne de Vries",
+    )
+    assert url == answer("13")["url"]
+    body = sent_json(api.calls[-1])
+    assert body["statustype"] == IN_BEHANDELING["url"]
+    assert body["datumStatusGezet"] == "2026-11-29T21:29:30Z"
+    assert body["statustoelichting"] == "Code klopt: behandelaar Sanne de Vries"
+    assert parse_qs(urlsplit(api.calls[1].request.url).query)["zaaktype"] == [ZAAK["zaaktype"]]
+
+
+def test_find_status_of_type_only_returns_a_status_of_that_statustype(api: responses.RequestsMock) -> None:
+    api.get(ZAAK["url"], json=answer("05"), headers={"Content-Crs": "EPSG:4326"})
+    api.get(CATALOGI + "statustypen", json=STATUSTYPEN)
+    other = answer("13")
+    ours = {**answer("13"), "url": ZAKEN + "statussen/ours", "statustype": IN_BEHANDELING["url"]}
+    api.get(ZAKEN + "statussen", json=page(other))
+    reg = confirmation_registry()
+    assert reg.find_status_of_type(zaak_url=ZAAK["url"], statustype_omschrijving="In behandeling") is None
+    api.replace(responses.GET, ZAKEN + "statussen", json=page(other, ours))
+    assert reg.find_status_of_type(zaak_url=ZAAK["url"], statustype_omschrijving="In behandeling") == ours["url"]
+
+
+def test_a_zaaktype_without_the_confirmation_statustype_fails_naming_the_setting(api: responses.RequestsMock) -> None:
+    api.get(ZAAK["url"], json=answer("05"), headers={"Content-Crs": "EPSG:4326"})
+    api.get(CATALOGI + "statustypen", json=STATUSTYPEN)
+    with pytest.raises(RegistrationFailed, match="ZGWID_ZGW_STATUSTYPE_CODE_KLOPT") as caught:
+        confirmation_registry().add_status(
+            zaak_url=ZAAK["url"],
+            statustype_omschrijving="Identiteit vastgesteld",
+            when=datetime(2026, 11, 29, 22, tzinfo=UTC),
+            toelichting="t",
+        )
+    assert caught.value.invalid_params[0]["code"] == "no-statustype"

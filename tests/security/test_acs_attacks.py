@@ -565,11 +565,16 @@ def test_create_app_refuses_the_simulator_or_sandbox_in_production_even_unvalida
 
 def test_a_production_app_has_no_demo_or_sandbox_routes(tmp_path):
     """§8.23: /demo/… and /sandbox/… are 404 (not 401, not 405): the routes do not exist."""
+    from zgw_identificatie.adapters.proof_seal import generate_seal_certificate
     from zgw_identificatie.testing.digid import FakeIdentityProvider
     from zgw_identificatie.testing.store import InMemorySessionStore
     from zgw_identificatie.testing.zgw import FakeZaakRegistry
 
-    settings = load_settings(production_environ(), instance_path=str(tmp_path))
+    key, cert = generate_seal_certificate("Gemeente zegel (test)")
+    (tmp_path / "seal.key").write_bytes(key)
+    (tmp_path / "seal.crt").write_bytes(cert)
+    seal = {"ZGWID_SEAL_KEY_FILE": str(tmp_path / "seal.key"), "ZGWID_SEAL_CERT_FILE": str(tmp_path / "seal.crt")}
+    settings = load_settings(production_environ(**seal), instance_path=str(tmp_path))
     app = create_app(
         settings,
         adapters={"store": InMemorySessionStore(), "idp": FakeIdentityProvider(), "registry": FakeZaakRegistry()},

@@ -47,6 +47,7 @@ OPERATIONS = [
     ("/sessions/{id}", "DELETE"),
     ("/sessions/{id}/registration/retry", "POST"),
     ("/sessions/{id}/complete", "POST"),
+    ("/sessions/{id}/confirmation", "POST"),
 ]
 
 

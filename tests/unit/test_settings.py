@@ -31,6 +31,8 @@ def production_env(**extra: str) -> dict[str, str]:
         "ZGWID_ZGW_DOCUMENTEN_URL": "https://oz/documenten/api/v1/",
         "ZGWID_ZGW_CATALOGI_URL": "https://oz/catalogi/api/v1/",
         "ZGWID_ZGW_SECRET": "zgw-secret",
+        "ZGWID_SEAL_CERT_FILE": "/certs/seal.crt",
+        "ZGWID_SEAL_KEY_FILE": "/certs/seal.key",
     }
     env.update(extra)
     return env
@@ -54,6 +56,7 @@ def test_a_complete_production_configuration_loads():
         ("ZGWID_CODE_KEY", "short", "ZGWID_CODE_KEY"),
         ("ZGWID_LEVEL_MUTUAL", "laag", "ZGWID_LEVEL_MUTUAL"),
         ("ZGWID_CITIZEN_IDLE_MINUTES", "30", "ZGWID_CITIZEN_IDLE_MINUTES"),
+        ("ZGWID_SEAL_CERT_FILE", "", "ZGWID_SEAL_CERT_FILE"),
     ],
 )
 def test_production_refuses_a_development_default_and_names_the_setting(variable, value, named):

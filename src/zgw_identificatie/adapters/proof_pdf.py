@@ -102,9 +102,12 @@ class ReportlabProofRenderer:
             ("Controlecode", text(proof.controlecode or "(geen)")),
             ("Uitkomst codecontrole", text(code_check_label(proof.code_check))),
             ("Behandelaar", text(proof.behandelaar or "(niet bekend)")),
+            ("Behandelaar-ID", text(proof.behandelaar_id or "(niet bekend)", mono)),
+            ("Sessie-ID", text(proof.session_id, mono)),
+            ("Gemeentecode (CBS)", text(proof.gemeentecode or "(niet vastgelegd)")),
+            ("RSIN van de gemeente", text(proof.rsin or "(niet vastgelegd)")),
+            ("Versie van de dienst", text(proof.service_version or "(niet vastgelegd)")),
         ]
-        if proof.behandelaar_id:
-            rows.append(("Behandelaar-id", text(proof.behandelaar_id, mono)))
         table = Table(
             [[Paragraph(escape(name), label), value] for name, value in rows],
             colWidths=[55 * mm, 115 * mm],
@@ -129,6 +132,11 @@ class ReportlabProofRenderer:
             "De vingerafdruk (SHA-256) maakt het mogelijk later vast te stellen dat dit bewijs hoort bij het "
             "ondertekende DigiD-bericht. Dit document bevat een BSN: bewaar het vertrouwelijk."
         )
+        if proof.assertion_xml is not None:
+            footer += (
+                " Het ondertekende DigiD-bericht zit als bijlage (digid-assertion.xml) in dit document; de "
+                "gemeente heeft het document verzegeld. Controleer het met 'zgw-identificatie verify-proof'."
+            )
         return [
             Paragraph(escape(TITLE), heading),
             text(intro),

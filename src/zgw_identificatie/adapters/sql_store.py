@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from ..domain.assurance import AssuranceLevel
 from ..domain.audit import AuditEvent
 from ..domain.bsn import Bsn
+from ..domain.confirmation import CodeConfirmation, ConfirmationState
 from ..domain.events import Delivery, SessionEvent, event_values
 from ..domain.proof import ProofData
 from ..domain.registration import Registration
@@ -48,6 +49,7 @@ UNFINISHED_STATES = (
 )  # delivered or given-up events: kept a day for support, then deleted
 PURGE_BATCH = 5000  # rows per purge transaction: far below any driver's parameter limit, short locks
 T = TypeVar("T")
+CONFIRMATION_RETENTION = timedelta(days=1)  # finished §2.1 code confirmations, for the staff page meanwhile
 MIGRATION_LOCK_KEY = 0x7A67_7769_6400  # "zgwid": one advisory lock for schema migrations
 
 
@@ -213,6 +215,26 @@ demo_digid_state = sa.Table(
     sa.Column("key", sa.String(100), primary_key=True),
     sa.Column("value_enc", sa.LargeBinary, nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)
+
+code_confirmations = sa.Table(
+    "code_confirmations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("session_id", sa.String(64), nullable=False, index=True, unique=True),
+    sa.Column("matches", sa.Boolean, nullable=False),
+    sa.Column("behandelaar_id", sa.String(200), nullable=False),
+    sa.Column("behandelaar_name", sa.String(200), nullable=False),
+    sa.Column("confirmed_at", UTCDateTime(), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("zaak_url", sa.String(1000)),
+    sa.Column("zaak_identificatie", sa.String(40)),
+    sa.Column("status_url", sa.String(1000)),
+    sa.Column("uncertain", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("lease_until", UTCDateTime()),
 )
 
 audit_events = sa.Table(
@@ -414,6 +436,17 @@ _DROP_PAYLOADS = (
         )
     )
     .values(payload_enc=None)
+)
+# §2.1 code confirmations on the zaak (or given up) a day ago: the zaak and the audit events keep them.
+_DELETE_OLD_CONFIRMATIONS = code_confirmations.delete().where(
+    code_confirmations.c.id.in_(
+        sa.select(code_confirmations.c.id)
+        .where(
+            code_confirmations.c.state != ConfirmationState.PENDING.value,
+            code_confirmations.c.confirmed_at <= sa.bindparam("confirmed_before", type_=UTCDateTime()),
+        )
+        .limit(_BATCH)
+    )
 )
 
 
@@ -933,6 +966,94 @@ class SqlSessionStore:
             row = conn.execute(registrations.select().where(registrations.c.id == registration_id)).one()
         return self._registration(row)
 
+    # --- §2.1 code confirmations -----------------------------------------------------------
+
+    def _confirmation(self, r: Any) -> CodeConfirmation:
+        return CodeConfirmation(
+            id=r.id,
+            session_id=r.session_id,
+            matches=bool(r.matches),
+            behandelaar_id=r.behandelaar_id,
+            behandelaar_name=r.behandelaar_name,
+            confirmed_at=r.confirmed_at,
+            state=ConfirmationState(r.state),
+            next_attempt_at=r.next_attempt_at,
+            attempts=r.attempts,
+            zaak_url=r.zaak_url,
+            zaak_identificatie=r.zaak_identificatie,
+            status_url=r.status_url,
+            uncertain=bool(r.uncertain),
+            error=r.error,
+        )
+
+    @staticmethod
+    def _confirmation_row(c: CodeConfirmation) -> dict[str, Any]:
+        return {
+            "id": c.id,
+            "session_id": c.session_id,
+            "matches": c.matches,
+            "behandelaar_id": c.behandelaar_id,
+            "behandelaar_name": c.behandelaar_name,
+            "confirmed_at": c.confirmed_at,
+            "state": c.state.value,
+            "next_attempt_at": c.next_attempt_at,
+            "attempts": c.attempts,
+            "zaak_url": c.zaak_url,
+            "zaak_identificatie": c.zaak_identificatie,
+            "status_url": c.status_url,
+            "uncertain": c.uncertain,
+            "error": c.error,
+        }
+
+    def add_confirmation(self, confirmation: CodeConfirmation) -> CodeConfirmation:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(code_confirmations.insert().values(**self._confirmation_row(confirmation)))
+            return confirmation
+        except IntegrityError:  # a concurrent request confirmed first: that one counts
+            found = self.confirmation_for_session(confirmation.session_id)
+            if found is None:
+                raise
+            return found
+
+    def confirmation_for_session(self, session_id: str) -> CodeConfirmation | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(code_confirmations.select().where(code_confirmations.c.session_id == session_id)).first()
+        return self._confirmation(row) if row else None
+
+    def update_confirmation(self, confirmation: CodeConfirmation) -> None:
+        row = self._confirmation_row(confirmation)
+        row.pop("id")
+        row["lease_until"] = None
+        with self.engine.begin() as conn:
+            conn.execute(code_confirmations.update().where(code_confirmations.c.id == confirmation.id).values(**row))
+
+    def claim_due_confirmations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[CodeConfirmation]:
+        table = code_confirmations
+        due = sa.and_(
+            table.c.state == ConfirmationState.PENDING.value,
+            table.c.next_attempt_at <= now,
+            sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now),
+        )
+        claimed = []
+        with self.engine.connect() as conn:
+            ids = [
+                r.id
+                for r in conn.execute(sa.select(table.c.id).where(due).order_by(table.c.next_attempt_at).limit(limit))
+            ]
+        for confirmation_id in ids:
+            with self.engine.begin() as conn:
+                won = conn.execute(
+                    table.update()
+                    .where(table.c.id == confirmation_id, due)
+                    .values(lease_until=now + timedelta(seconds=lease_seconds))
+                ).rowcount
+                if won == 1:
+                    claimed.append(
+                        self._confirmation(conn.execute(table.select().where(table.c.id == confirmation_id)).one())
+                    )
+        return claimed
+
     # --- audit -----------------------------------------------------------------------------
 
     def add_audit(self, event: AuditEvent) -> None:
@@ -982,6 +1103,7 @@ class SqlSessionStore:
             "event_deliveries": 0,
             "events": 0,
             "registration_payloads": 0,
+            "code_confirmations": 0,
         }
         stamp = datetime.now(UTC)
 
@@ -1024,6 +1146,10 @@ class SqlSessionStore:
             (batched(_DELETE_OLD_DELIVERIES, "event_deliveries", kept_after=now - EVENT_RETENTION), False),
             (batched(_DELETE_OLD_EVENTS, "events", kept_after=now - EVENT_RETENTION), False),
             (batched(_DROP_PAYLOADS, "registration_payloads", failed_before=now - FAILED_PAYLOAD_RETENTION), False),
+            (
+                batched(_DELETE_OLD_CONFIRMATIONS, "code_confirmations", confirmed_before=now - CONFIRMATION_RETENTION),
+                False,
+            ),
         ):
             while self._run(work, transaction=transaction, retry=True) >= batch:
                 time.sleep(0)  # let the web threads of this process run between batches

@@ -5,7 +5,8 @@ Only the endpoints the service calls, answering like the recorded Open Zaak 1.30
 ``invalidParams``, 412 without ``Accept-Crs`` on zaken, the JWT check (403 like fixture 18),
 generated ``ZAAK-<year>-<10 digits>``, at most one initiator rol, ``{count, next, previous,
 results}`` pagination (``zaakinformatieobjecten``: a plain array). Pre-filled with one catalogus,
-zaaktype ``VIDEO-ID`` (published), roltypen initiator, behandelaar and belanghebbende, three statustypen and the
+zaaktype ``VIDEO-ID`` (published), roltypen initiator, behandelaar and belanghebbende, five statustypen
+(two for the §2.1 code confirmation) and the
 informatieobjecttype "Bewijs identificatie" linked to the zaaktype.
 
 Mount ``create_sandbox_blueprint(settings)`` at ``url_prefix="/sandbox"``; ``/sandbox/`` is a
@@ -281,7 +282,7 @@ class ZgwSandbox:
         zaaktype = cat + "zaaktypen/" + str(uuid.uuid4())
         iot = cat + "informatieobjecttypen/" + str(uuid.uuid4())
         roltypen = [cat + "roltypen/" + str(uuid.uuid4()) for _ in range(3)]
-        statustypen = [cat + "statustypen/" + str(uuid.uuid4()) for _ in range(3)]
+        statustypen = [cat + "statustypen/" + str(uuid.uuid4()) for _ in range(5)]
         self._put(
             "catalogussen",
             {
@@ -357,7 +358,19 @@ class ZgwSandbox:
                 },
             )
         for n, (url, omschrijving) in enumerate(
-            zip(statustypen, ["Ontvangen", "Identificatie vastgelegd", "Afgerond"], strict=True), start=1
+            zip(
+                statustypen,
+                # The §2.1 code confirmation's two (zgw.statustype_code_klopt / _niet) sit before the end status.
+                [
+                    "Ontvangen",
+                    "Identificatie vastgelegd",
+                    "Identiteit vastgesteld",
+                    "Identiteit niet vastgesteld",
+                    "Afgerond",
+                ],
+                strict=True,
+            ),
+            start=1,
         ):
             self._put(
                 "statustypen",
@@ -369,7 +382,7 @@ class ZgwSandbox:
                     "zaaktype": zaaktype,
                     "zaaktypeIdentificatie": "VIDEO-ID",
                     "volgnummer": n,
-                    "isEindstatus": n == 3,
+                    "isEindstatus": n == len(statustypen),
                     "informeren": False,
                     "doorlooptijd": None,
                     "toelichting": None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .assurance import AssuranceLevel
@@ -17,3 +17,6 @@ class DigidIdentity:
     issuer: str
     assertion_sha256: str
     authn_instant: datetime
+    # The signed saml:Assertion element as received (serialised by lxml; its exclusive canonical form,
+    # which DigiD signed and assertion_sha256 covers, is unchanged). Holds the BSN: never logged.
+    assertion_xml: str | None = field(default=None, repr=False)

@@ -26,6 +26,11 @@ class ProofData:
     behandelaar: str | None
     session_id: str
     behandelaar_id: str | None = None  # the behandelaar's id (staff login, or given by a trusted API client)
+    gemeentecode: str = ""
+    rsin: str = ""
+    service_version: str = ""
+    # The signed saml:Assertion as DigiD sent it (embedded in the sealed PDF); it holds the BSN too.
+    assertion_xml: str | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-safe form (for the encrypted registration payload)."""
@@ -44,6 +49,10 @@ class ProofData:
             "behandelaar": self.behandelaar,
             "session_id": self.session_id,
             "behandelaar_id": self.behandelaar_id,
+            "gemeentecode": self.gemeentecode,
+            "rsin": self.rsin,
+            "service_version": self.service_version,
+            "assertion_xml": self.assertion_xml,
         }
 
     @classmethod
@@ -63,4 +72,8 @@ class ProofData:
             behandelaar=None if d.get("behandelaar") is None else str(d["behandelaar"]),
             session_id=str(d["session_id"]),
             behandelaar_id=None if d.get("behandelaar_id") is None else str(d["behandelaar_id"]),
+            gemeentecode=str(d.get("gemeentecode") or ""),
+            rsin=str(d.get("rsin") or ""),
+            service_version=str(d.get("service_version") or ""),
+            assertion_xml=None if d.get("assertion_xml") is None else str(d["assertion_xml"]),
         )

@@ -10,6 +10,7 @@ and in the API, and the audit log holds the ``code-mismatch`` login (with the ha
 from __future__ import annotations
 
 import logging
+from importlib import metadata
 
 from ..domain.identity import DigidIdentity
 from ..domain.proof import ProofData
@@ -22,7 +23,14 @@ log = logging.getLogger(__name__)
 SKIPPED_MISMATCH = "not recorded: the control codes differ, so this login identifies nobody the zaak knows"
 
 
-def proof_for(session: IdentificationSession, identity: DigidIdentity) -> ProofData:
+def service_version() -> str:
+    try:
+        return "zgw-identificatie " + metadata.version("zgw-identificatie")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "zgw-identificatie (onbekende versie)"
+
+
+def proof_for(session: IdentificationSession, identity: DigidIdentity, settings: Settings | None = None) -> ProofData:
     return ProofData(
         gemeente=session.gemeente,
         flow=session.flow,
@@ -38,6 +46,10 @@ def proof_for(session: IdentificationSession, identity: DigidIdentity) -> ProofD
         behandelaar=session.owner_name or None,
         session_id=session.id,
         behandelaar_id=session.owner_id or None,
+        gemeentecode=settings.gemeentecode if settings else "",
+        rsin=settings.rsin if settings else "",
+        service_version=service_version(),
+        assertion_xml=identity.assertion_xml,
     )
 
 
@@ -53,7 +65,11 @@ def register(
         common.audit(store, clock, skipped, actor="service", event="registration-skipped", outcome="code-mismatch")
         return skipped
     start_registration(
-        session, proof_for(session, identity), existing_zaak=session.zaak_identificatie, store=store, clock=clock
+        session,
+        proof_for(session, identity, settings),
+        existing_zaak=session.zaak_identificatie,
+        store=store,
+        clock=clock,
     )
     updated = session.with_registration(RegistrationState.PENDING)
     store.update(updated)

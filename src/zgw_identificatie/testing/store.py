@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from ..domain.audit import AuditEvent
+from ..domain.confirmation import CodeConfirmation, ConfirmationState
 from ..domain.events import SessionEvent, event_values
 from ..domain.registration import Registration
 from ..domain.sessions import IdentificationSession, RegistrationState
@@ -25,6 +26,8 @@ class InMemorySessionStore:
         self.audit: list[AuditEvent] = []
         self.events: list[SessionEvent] = []
         self.idempotency: dict[tuple[str, str], tuple[str, str | None, datetime]] = {}
+        self.confirmations: dict[str, CodeConfirmation] = {}  # by session id
+        self.confirmation_leases: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     def _record_event(self, old: IdentificationSession | None, new: IdentificationSession) -> None:
@@ -172,6 +175,31 @@ class InMemorySessionStore:
             self.registrations[registration_id] = reopened
             self.history.append(reopened)
             return reopened
+
+    def add_confirmation(self, confirmation: CodeConfirmation) -> CodeConfirmation:
+        with self._lock:
+            return self.confirmations.setdefault(confirmation.session_id, confirmation)
+
+    def confirmation_for_session(self, session_id: str) -> CodeConfirmation | None:
+        return self.confirmations.get(session_id)
+
+    def update_confirmation(self, confirmation: CodeConfirmation) -> None:
+        self.confirmation_leases.pop(confirmation.id, None)
+        self.confirmations[confirmation.session_id] = confirmation
+
+    def claim_due_confirmations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[CodeConfirmation]:
+        with self._lock:
+            due = [
+                c
+                for c in self.confirmations.values()
+                if c.state is ConfirmationState.PENDING
+                and c.next_attempt_at <= now
+                and self.confirmation_leases.get(c.id, now - timedelta(1)) < now
+            ]
+            due = sorted(due, key=lambda c: c.next_attempt_at)[:limit]
+            for c in due:
+                self.confirmation_leases[c.id] = now + timedelta(seconds=lease_seconds)
+            return due
 
     def add_audit(self, event: AuditEvent) -> None:
         self.audit.append(event)

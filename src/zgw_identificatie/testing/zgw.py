@@ -157,6 +157,30 @@ class FakeZaakRegistry:
         self._leave(self._enter("find_status", zaak_url=zaak_url))
         return next((s["url"] for s in self.statussen.values() if s["zaak"] == zaak_url), None)
 
+    def add_status(self, *, zaak_url: str, statustype_omschrijving: str, when: datetime, toelichting: str) -> str:
+        failure = self._enter("add_status", zaak_url=zaak_url, statustype=statustype_omschrijving, when=when)
+        url = self._url("statussen")
+        self.statussen[url] = {
+            "url": url,
+            "zaak": zaak_url,
+            "when": when,
+            "toelichting": toelichting,
+            "statustype": statustype_omschrijving,
+        }
+        self._leave(failure)
+        return url
+
+    def find_status_of_type(self, *, zaak_url: str, statustype_omschrijving: str) -> str | None:
+        self._leave(self._enter("find_status_of_type", zaak_url=zaak_url, statustype=statustype_omschrijving))
+        return next(
+            (
+                s["url"]
+                for s in self.statussen.values()
+                if s["zaak"] == zaak_url and s.get("statustype") == statustype_omschrijving
+            ),
+            None,
+        )
+
     def upload_document(
         self,
         *,

@@ -534,3 +534,40 @@ def withdraw_session(session_id: str) -> tuple[str, int]:
             kind="invalid-state",
         ) from None
     return "", 204
+
+
+# -- §2.1 code confirmation (flows/confirmation.py) ------------------------------------------------------
+
+
+@bp.post("/sessions/<session_id>/confirmation")
+def confirm_code(session_id: str) -> tuple[Response, int]:
+    """The behandelaar's answer after the citizen read the code aloud: {"codeMatches": true|false}.
+
+    201 when recorded, 200 when the same answer was recorded before (a retried request), 409 for the other
+    answer, a session that is not §2.1, or a citizen who has not logged in yet."""
+    from ..flows import confirmation
+
+    svc = services()
+    ident = _load(session_id)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) != {"codeMatches"} or not isinstance(body["codeMatches"], bool):
+        raise _invalid("codeMatches", "required", "A JSON object with only codeMatches: true or false.")
+    client = g.api_client
+    try:
+        stored, new = confirmation.confirm(
+            ident,
+            matches=body["codeMatches"],
+            actor_id=client["id"],
+            actor_name=client["behandelaar"],
+            store=svc.store,
+            clock=svc.clock,
+        )
+    except confirmation.ConfirmationNotApplicable:
+        raise ApiError(409, "Conflict", "Only a new-citizen (§2.1) session has a code to confirm.") from None
+    except confirmation.ConfirmationTooEarly:
+        raise ApiError(409, "Conflict", "The citizen has not logged in with DigiD yet.") from None
+    except confirmation.ConfirmationConflict:
+        raise ApiError(409, "Conflict", "The code was already confirmed with the other answer.") from None
+    resp = jsonify(confirmation.confirmation_view(stored))
+    resp.headers["Location"] = f"/api/v1/sessions/{ident.id}/confirmation"
+    return resp, 201 if new else 200

@@ -457,3 +457,69 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+# -- §2.1 code confirmation (flows/confirmation.py) ------------------------------------------------------
+
+_CONFIRMATION_REF = {"$ref": "#/components/schemas/Confirmation"}
+OPENAPI["paths"]["/sessions/{id}/confirmation"] = {
+    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+    "post": {
+        "operationId": "confirmCode",
+        "summary": "§2.1: the behandelaar's answer after the citizen read the code aloud",
+        "description": "Recorded once per session and put on the zaak as a status (zgw.statustype_code_klopt or "
+        "zgw.statustype_code_klopt_niet) by the background worker, exactly once. Sending the same answer again "
+        "returns the recorded confirmation (200); the other answer is refused (409).",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["codeMatches"],
+                        "properties": {
+                            "codeMatches": {
+                                "type": "boolean",
+                                "description": "true: the code read aloud is the code in the zaak",
+                            }
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "201": {"description": "Recorded", "content": {"application/json": {"schema": _CONFIRMATION_REF}}},
+            "200": {
+                "description": "Already recorded with this answer",
+                "content": {"application/json": {"schema": _CONFIRMATION_REF}},
+            },
+            "400": _problem_response("Invalid body; invalidParams names the field"),
+            "404": _problem_response("No such session for this client"),
+            "409": _problem_response("Not a §2.1 session, not logged in yet, or already confirmed otherwise"),
+            "410": _problem_response("The session has expired"),
+            **_ERRORS,
+        },
+    },
+}
+OPENAPI["components"]["schemas"]["Confirmation"] = {
+    "type": "object",
+    "required": ["codeMatches", "state", "behandelaar", "confirmedAt"],
+    "properties": {
+        "codeMatches": {"type": "boolean"},
+        "state": {
+            "type": "string",
+            "enum": ["pending", "done", "failed"],
+            "description": "pending: not yet on the zaak; done: the status is set; failed: see error",
+        },
+        "behandelaar": {"type": "string"},
+        "confirmedAt": {"type": "string", "format": "date-time"},
+        "statusUrl": {"type": "string", "nullable": True},
+        "error": {"type": "string", "nullable": True},
+    },
+}
+OPENAPI["components"]["schemas"]["Session"]["properties"]["confirmation"] = {
+    "allOf": [_CONFIRMATION_REF],
+    "nullable": True,
+    "description": "new-citizen only: the behandelaar's confirmation of the code, once given",
+}

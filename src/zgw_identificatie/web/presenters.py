@@ -60,6 +60,10 @@ def session_status(session: IdentificationSession, store: SessionStore, now: Any
         }
     if session.zaak_identificatie or session.zaak_url:
         data["zaak"] = {"identificatie": session.zaak_identificatie, "url": session.zaak_url}
+    if session.flow is Flow.NEW_CITIZEN:  # §2.1: the behandelaar's "Code klopt" / "Code klopt niet"
+        from ..flows.confirmation import confirmation_view
+
+        data["confirmation"] = confirmation_view(store.confirmation_for_session(session.id))
     return data
 
 

@@ -382,3 +382,33 @@ def new_link(session_id: str) -> Any:
 def normalise_bsn(raw: str) -> str:
     """A BSN as typed or pasted: spaces (also non-breaking), dots and dashes are dropped ("999 993 653")."""
     return re.sub(r"[\s.\-\u2010-\u2015]", "", raw or "")
+
+
+# -- §2.1 code confirmation (flows/confirmation.py) ------------------------------------------------------
+
+
+@bp.post("/sessions/<session_id>/code-bevestiging")
+@staff_required
+def confirm_code(session_id: str) -> Any:
+    """ "Code klopt" / "Code klopt niet" after the citizen read the code aloud; the worker puts it on the zaak."""
+    from ..flows import confirmation
+
+    svc = services()
+    ident = _own(session_id)
+    if ident is None:
+        return redirect(url_for("staff.index"), code=303)
+    answer = request.form.get("uitkomst", "")
+    if answer not in ("klopt", "klopt-niet"):
+        abort(400)
+    try:
+        confirmation.confirm(
+            ident,
+            matches=answer == "klopt",
+            actor_id=g.staff["id"],
+            actor_name=g.staff["name"],
+            store=svc.store,
+            clock=svc.clock,
+        )
+    except DomainError:
+        abort(409)
+    return redirect(url_for("staff.detail", session_id=ident.id), code=303)

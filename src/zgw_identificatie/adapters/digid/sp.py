@@ -310,6 +310,7 @@ class DigidServiceProvider:
             issuer=config.idp_entity_id,
             assertion_sha256=canonical_sha256(assertion),
             authn_instant=authn_instant,
+            assertion_xml=etree.tostring(assertion, encoding="unicode"),
         )
 
     def _library_validation(

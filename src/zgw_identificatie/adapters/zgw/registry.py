@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ...domain.bsn import Bsn
@@ -66,6 +66,7 @@ class ZgwHttpRegistry:
         self._today = today or (lambda: datetime.now(UTC).date())
         self._lock = threading.Lock()
         self._zaaktype_of: dict[str, str] = {}
+        self._statustypen: dict[tuple[str, str], str] = {}
 
     @contextmanager
     def acting_for(self, user_id: str, user_representation: str) -> Iterator[None]:
@@ -215,6 +216,62 @@ class ZgwHttpRegistry:
             return str(status["url"])
         return None
 
+    # -- §2.1 code confirmation: a later status of a configured statustype ------------------------
+
+    def find_status_of_type(self, *, zaak_url: str, statustype_omschrijving: str) -> str | None:
+        statustype = self._statustype_for(zaak_url, statustype_omschrijving)
+        for status in self.zaken.list_all("statussen", {"zaak": zaak_url}):
+            if status.get("statustype") == statustype:
+                return str(status["url"])
+        return None
+
+    def add_status(self, *, zaak_url: str, statustype_omschrijving: str, when: datetime, toelichting: str) -> str:
+        """The zaak's current status is the one with the latest datumStatusGezet, and (zaak, datumStatusGezet) is
+        unique: the new one is set at least a second after the latest; not in the future (refused by Open Zaak)."""
+        statustype = self._statustype_for(zaak_url, statustype_omschrijving)
+        latest = max(
+            (_parse_time(s.get("datumStatusGezet")) for s in self.zaken.list_all("statussen", {"zaak": zaak_url})),
+            default=None,
+        )
+        moment = when.astimezone(UTC).replace(microsecond=0)
+        if latest is not None and moment <= latest:
+            moment = latest + timedelta(seconds=1)
+            if moment > datetime.now(UTC):
+                raise RegistryUnavailable("the zaak's latest status is a second old at most; set this one later")
+        body = {
+            "zaak": zaak_url,
+            "statustype": statustype,
+            "datumStatusGezet": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "statustoelichting": toelichting[:1000],
+        }
+        return str(self.zaken.post("statussen", body)["url"])
+
+    def _statustype_for(self, zaak_url: str, omschrijving: str) -> str:
+        """The statustype with this omschrijving in the zaaktype (version) of the zaak, like ``_roltype_for``."""
+        zaaktype = self._zaaktype_of.get(zaak_url)
+        if zaaktype is None:
+            zaak = self.zaken.get(zaak_url, crs=True)
+            zaaktype = str((zaak or {}).get("zaaktype") or "") or self.refs.zaaktype_url
+            self._zaaktype_of[zaak_url] = zaaktype
+        key = (zaaktype, omschrijving)
+        if key not in self._statustypen:
+            for statustype in self.catalogi.list_all("statustypen", {"zaaktype": zaaktype}):
+                if statustype.get("omschrijving") == omschrijving and statustype.get("zaaktype") == zaaktype:
+                    self._statustypen[key] = str(statustype["url"])
+                    break
+            else:
+                raise RegistrationFailed(
+                    f"the zaaktype has no statustype {omschrijving!r} (ZGWID_ZGW_STATUSTYPE_CODE_KLOPT / _NIET)",
+                    [
+                        {
+                            "name": "statustype",
+                            "code": "no-statustype",
+                            "reason": f"zaaktype {zaaktype} has no {omschrijving}",
+                        }
+                    ],
+                )
+        return self._statustypen[key]
+
     # -- document ----------------------------------------------------------------------------------
 
     def upload_document(
@@ -317,6 +374,14 @@ def check_access(registry: ZgwHttpRegistry) -> list[str]:
         "first registration, which can then be resumed)"
     )
     return lines
+
+
+def _parse_time(value: Any) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def build_registry(

@@ -195,7 +195,7 @@ registrations = sa.Table(
     sa.Column("lease_until", UTCDateTime()),
     sa.Column("user_id", sa.String(255)),
     sa.Column("user_representation", sa.String(255)),
-    sa.Column("request_id", sa.String(64)),  # migration 0008
+    sa.Column("request_id", sa.String(64)),  # migration 0004
     # The purge finds the payloads still held among all registrations ever made.
     sa.Index(
         "ix_registrations_held_payloads",
@@ -206,7 +206,7 @@ registrations = sa.Table(
     ),
 )
 
-#: Demo only (migration 0008): the DigiD simulator's pending logins and issued artifacts, shared by every
+#: Demo only (migration 0004): the DigiD simulator's pending logins and issued artifacts, shared by every
 #: process and replica that runs the simulator. Values are encrypted (an artifact holds a BSN).
 demo_digid_state = sa.Table(
     "demo_digid_state",

@@ -1,14 +1,14 @@
 """Indexes for the staff overview (owner, newest first) and for the purge of held payloads.
 
-Revision ID: 0003
-Revises: 0006
+Revision ID: 0006
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0006"
+revision = "0006"
+down_revision = "0005"
 
 
 def upgrade() -> None:

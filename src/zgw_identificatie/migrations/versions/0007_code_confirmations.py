@@ -1,14 +1,14 @@
 """§2.1 code confirmations: the behandelaar's "Code klopt" / "Code klopt niet", until it is on the zaak.
 
-Revision ID: 0005
-Revises: 0003 (re-chained after merging main; the task assigned 0001)
+Revision ID: 0007
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0003"
+revision = "0007"
+down_revision = "0006"
 
 UTCDateTime = sa.DateTime(timezone=True)
 

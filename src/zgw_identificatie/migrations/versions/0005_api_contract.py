@@ -1,14 +1,14 @@
 """The API contract: sessions remember their API client; idempotency keys; the event outbox and its deliveries.
 
-Revision ID: 0006
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0008"
+revision = "0005"
+down_revision = "0004"
 
 
 def upgrade() -> None:

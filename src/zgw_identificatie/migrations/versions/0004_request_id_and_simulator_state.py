@@ -1,14 +1,14 @@
 """Request id on registrations (log correlation); the DigiD simulator's shared state (demo only).
 
-Revision ID: 0008
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0004"
+revision = "0004"
+down_revision = "0003"
 
 UTCDateTime = sa.DateTime(timezone=True)
 

@@ -1,13 +1,13 @@
 """Registrations remember the behandelaar (ZGW JWT user_id / user_representation).
 
-Revision ID: 0004
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
+revision = "0003"
 down_revision = "0002"
 
 

@@ -45,6 +45,18 @@ def create(app, body, headers=None):
 def test_a_mutual_session_for_a_named_behandelaar_shows_that_name_and_records_it_in_the_proof(app):
     """§2.3 through the API: the citizen reads the behandelaar's name (not the client's); the proof PDF
     has name and id; the session (what the registration's JWT is built from) carries both; audit too."""
+    import jwt
+
+    tokens: list[str] = []
+
+    @app.before_request
+    def _record_registration_jwts():
+        from flask import request
+
+        # the registration's own calls (the catalogue is resolved once, for all registrations)
+        if request.path.startswith("/sandbox/") and "/api/v1/" in request.path and "/catalogi/" not in request.path:
+            tokens.append(request.headers.get("Authorization", "").removeprefix("Bearer "))
+
     created = create(app, {"flow": "mutual", "register": True, "behandelaar": JAN}, trusted())
     assert created.status_code == 201, created.get_json()
     body = created.get_json()
@@ -59,6 +71,10 @@ def test_a_mutual_session_for_a_named_behandelaar_shows_that_name_and_records_it
     assert status["registration"]["state"] == "done"
     assert status["zaak"]["identificatie"] and status["zaak"]["url"]
     assert len(status["documents"]) == 1
+    # Open Zaak's audit trail names the person, not the API client: every registration call carries them.
+    claims = [jwt.decode(t, options={"verify_signature": False}) for t in tokens]  # the sandbox checked them
+    assert len(claims) >= 5  # zaak, rol, status, document, link
+    assert {(c["user_id"], c["user_representation"]) for c in claims} == {("zac:jdevries", "Jan de Vries")}
     sandbox = app.blueprints["sandbox"].sandbox
     document = status["documents"][0].split("/sandbox/", 1)[1]  # the sandbox keeps paths below its root
     text = PdfReader(io.BytesIO(sandbox.blobs[document])).pages[0].extract_text()

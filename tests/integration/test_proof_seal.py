@@ -92,6 +92,18 @@ def sealed(**changes: object) -> bytes:
 # -- a sealed proof verifies ---------------------------------------------------------------------------
 
 
+def test_sealing_and_verifying_work_inside_a_running_event_loop() -> None:
+    """pyHanko's sync API calls asyncio.run, which refuses to run where a loop is running (an async server,
+    or Playwright's sync API that keeps one open in the main thread for the rest of a test run)."""
+    import asyncio
+
+    async def inside_a_loop() -> bool:
+        pdf = sealed()
+        return verify_proof(pdf, digid_certs=idp_certs(), seal_certs=[seal_pair()[1]]).ok
+
+    assert asyncio.run(inside_a_loop())
+
+
 def test_a_sealed_proof_verifies() -> None:
     """Seal intact over the whole file, DigiD's signature valid, the page agrees with the assertion."""
     verdict = verify_proof(sealed(), digid_certs=idp_certs(), seal_certs=[seal_pair()[1]])

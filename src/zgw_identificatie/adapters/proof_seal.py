@@ -15,14 +15,18 @@ certificate). Outside production, without files, a self-signed demo certificate 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -190,11 +194,28 @@ class Sealer:
         )
         out = io.BytesIO()
         try:
-            signers.sign_pdf(writer, meta, signer=self.signer, timestamper=self.timestamper, output=out)
+            outside_any_event_loop(
+                lambda: signers.sign_pdf(writer, meta, signer=self.signer, timestamper=self.timestamper, output=out)
+            )
         except TimestampRequestError as exc:
             # The TSA did not answer usefully: a transient failure, the registration retries later.
             raise RegistryUnavailable(f"timestamp authority: {type(exc).__name__}") from None
         return out.getvalue()
+
+
+T = TypeVar("T")
+
+
+def outside_any_event_loop(work: Callable[[], T]) -> T:
+    """pyHanko's sync ``sign_pdf`` and ``validate_pdf_signature`` run ``asyncio.run``, which refuses to start
+    in a thread whose event loop is running (an async server, or a test tool that keeps a loop open in the
+    main thread). Then the work runs in a short-lived thread of its own; otherwise right here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return work()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zgwid-seal") as pool:
+        return pool.submit(work).result()
 
 
 class SealedProofRenderer:

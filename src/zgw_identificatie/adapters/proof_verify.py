@@ -95,6 +95,8 @@ def _check_seal(reader, seal_certs: Sequence[bytes], tsa_certs: Sequence[bytes],
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
 
+    from .proof_seal import outside_any_event_loop
+
     try:
         signatures = reader.embedded_signatures
     except Exception as exc:
@@ -117,7 +119,9 @@ def _check_seal(reader, seal_certs: Sequence[bytes], tsa_certs: Sequence[bytes],
         else None
     )
     try:
-        status = validate_pdf_signature(sig, context, ts_validation_context=ts_context or context)
+        status = outside_any_event_loop(
+            lambda: validate_pdf_signature(sig, context, ts_validation_context=ts_context or context)
+        )
     except Exception as exc:
         raise _Fail(
             f"het zegel is beschadigd: de handtekening kan niet worden gecontroleerd ({type(exc).__name__})"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import threading
 from collections.abc import Iterator
@@ -24,14 +23,12 @@ from standardwebhooks import Webhook
 from werkzeug.serving import make_server
 
 from demo_driver import API_KEY, Citizen, demo_app
+from third_party import SPECS_DIR, in_ci
 from zgw_identificatie.app import services_of
 from zgw_identificatie.outbox import run_once
 from zgw_identificatie.testing.clock import FixedClock
 
-# The official document stays outside the repository: ZGWID_TEST_SPECS_DIR, or ../shared/specs next to the checkout.
-SPECS_DIR = Path(
-    os.environ.get("ZGWID_TEST_SPECS_DIR") or Path(__file__).resolve().parents[2].parent / "shared" / "specs"
-)
+# The official document stays outside the repository (tests/third_party.py says where it is looked for).
 SPEC = SPECS_DIR / "notificaties-1.0.0.yaml"
 BSN = "999993653"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -69,7 +66,7 @@ class NrcStandIn:
     def __init__(self) -> None:
         if not SPEC.is_file():
             message = f"the Notificaties API 1.0.0 document is missing: {SPEC} (set ZGWID_TEST_SPECS_DIR)"
-            if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+            if in_ci():
                 pytest.fail(message)
             pytest.skip(message)
         with SPEC.open(encoding="utf-8") as fh:

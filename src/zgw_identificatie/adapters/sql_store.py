@@ -349,6 +349,54 @@ _CLAIM = (
 )
 _INSERT_AUDIT = audit_events.insert()
 
+
+def _lease_statements(table: sa.Table, due: Any, *order_by: Any, pick: Any = None) -> tuple[Any, Any]:
+    """The two statements of ``SqlSessionStore._lease`` for a table with ``id`` and ``lease_until``: the ids
+    that are ``due`` (and ``pick``ed), oldest first; and the conditional claim of one of them."""
+    due_ids = (
+        sa.select(table.c.id)
+        .where(due, *([] if pick is None else [pick]))
+        .order_by(*order_by)
+        .limit(sa.bindparam("lim", type_=sa.Integer))
+    )
+    claim = (
+        table.update()
+        .where(table.c.id == sa.bindparam("rid"), due)
+        .values(lease_until=sa.bindparam("until", type_=UTCDateTime()))
+        .returning(*table.c)
+    )
+    return due_ids, claim
+
+
+def _leasable(table: sa.Table, *conditions: Any) -> Any:
+    now = sa.bindparam("now", type_=UTCDateTime())
+    return sa.and_(
+        *conditions, table.c.next_attempt_at <= now, sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now)
+    )
+
+
+_earlier = event_deliveries.alias("earlier")
+_DUE_DELIVERY_IDS, _CLAIM_DELIVERY = _lease_statements(
+    event_deliveries,
+    _leasable(event_deliveries, event_deliveries.c.state == "pending"),
+    event_deliveries.c.next_attempt_at,
+    event_deliveries.c.event_id,
+    # first in line for its session and channel: the per-session order of events
+    pick=~sa.exists().where(
+        _earlier.c.session_id == event_deliveries.c.session_id,
+        _earlier.c.channel == event_deliveries.c.channel,
+        _earlier.c.state == "pending",
+        _earlier.c.event_id < event_deliveries.c.event_id,
+    ),
+)
+_GET_EVENT = events.select().where(events.c.id == sa.bindparam("eid"))
+_DUE_CONFIRMATION_IDS, _CLAIM_CONFIRMATION = _lease_statements(
+    code_confirmations,
+    _leasable(code_confirmations, code_confirmations.c.state == ConfirmationState.PENDING.value),
+    code_confirmations.c.next_attempt_at,
+)
+
+
 # Purge: one bounded batch per statement; the caller loops until a batch comes back short.
 _BEFORE = sa.bindparam("now", type_=UTCDateTime())
 _BATCH = sa.bindparam("batch", type_=sa.Integer)
@@ -738,40 +786,10 @@ class SqlSessionStore:
 
     def claim_due_deliveries(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Delivery]:
         """Pending deliveries that are due and first in line for their session and channel (ordered per session)."""
-        earlier = event_deliveries.alias("earlier")
-        first_in_line = ~sa.exists().where(
-            earlier.c.session_id == event_deliveries.c.session_id,
-            earlier.c.channel == event_deliveries.c.channel,
-            earlier.c.state == "pending",
-            earlier.c.event_id < event_deliveries.c.event_id,
-        )
-        due = sa.and_(
-            event_deliveries.c.state == "pending",
-            event_deliveries.c.next_attempt_at <= now,
-            sa.or_(event_deliveries.c.lease_until.is_(None), event_deliveries.c.lease_until < now),
-        )
-        with self.engine.connect() as conn:
-            ids = [
-                r.id
-                for r in conn.execute(
-                    sa.select(event_deliveries.c.id)
-                    .where(due, first_in_line)
-                    .order_by(event_deliveries.c.next_attempt_at, event_deliveries.c.event_id)
-                    .limit(limit)
-                )
-            ]
         claimed = []
-        for delivery_id in ids:
-            with self.engine.begin() as conn:
-                won = conn.execute(
-                    event_deliveries.update()
-                    .where(event_deliveries.c.id == delivery_id, due)
-                    .values(lease_until=now + timedelta(seconds=lease_seconds))
-                ).rowcount
-                if won == 1:
-                    d = conn.execute(event_deliveries.select().where(event_deliveries.c.id == delivery_id)).one()
-                    e = conn.execute(events.select().where(events.c.id == d.event_id)).one()
-                    claimed.append(Delivery(id=d.id, event=self._event(e), channel=d.channel, attempts=d.attempts))
+        for d in self._lease(_DUE_DELIVERY_IDS, _CLAIM_DELIVERY, now, lease_seconds, limit):
+            e = self._one(_GET_EVENT, {"eid": d.event_id}, retry=True)
+            claimed.append(Delivery(id=d.id, event=self._event(e), channel=d.channel, attempts=d.attempts))
         return claimed
 
     def finish_delivery(
@@ -922,14 +940,19 @@ class SqlSessionStore:
         self._one(_UPDATE_REGISTRATION, row)
 
     def claim_due_registrations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Registration]:
-        ids = self._run(lambda conn: conn.execute(_DUE_IDS, {"now": now, "lim": limit}).scalars().all(), retry=True)
-        until = now + timedelta(seconds=lease_seconds)
+        return [self._registration(r) for r in self._lease(_DUE_IDS, _CLAIM, now, lease_seconds, limit)]
+
+    def _lease(self, due_ids: Any, claim: Any, now: datetime, lease_seconds: int, limit: int) -> list[Any]:
+        """Lease up to ``limit`` due rows for ``lease_seconds``: read the due ids, then a conditional
+        UPDATE … RETURNING per id (of two workers claiming the same row, one gets it). Both statements are
+        built once with the bind parameters ``now``, ``lim``, ``until`` and ``rid``."""
+        params = {"now": now, "lim": limit, "until": now + timedelta(seconds=lease_seconds)}
+        ids = self._run(lambda conn: conn.execute(due_ids, params).scalars().all(), retry=True)
         claimed = []
-        for reg_id in ids:
-            # A conditional UPDATE … RETURNING: of two workers claiming the same row, one gets it.
-            row = self._one(_CLAIM, {"rid": reg_id, "now": now, "until": until})
+        for row_id in ids:
+            row = self._one(claim, {**params, "rid": row_id})
             if row is not None:
-                claimed.append(self._registration(row))
+                claimed.append(row)
         return claimed
 
     def failed_registrations(self, *, limit: int = 100) -> Sequence[Registration]:
@@ -1029,30 +1052,10 @@ class SqlSessionStore:
             conn.execute(code_confirmations.update().where(code_confirmations.c.id == confirmation.id).values(**row))
 
     def claim_due_confirmations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[CodeConfirmation]:
-        table = code_confirmations
-        due = sa.and_(
-            table.c.state == ConfirmationState.PENDING.value,
-            table.c.next_attempt_at <= now,
-            sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now),
-        )
-        claimed = []
-        with self.engine.connect() as conn:
-            ids = [
-                r.id
-                for r in conn.execute(sa.select(table.c.id).where(due).order_by(table.c.next_attempt_at).limit(limit))
-            ]
-        for confirmation_id in ids:
-            with self.engine.begin() as conn:
-                won = conn.execute(
-                    table.update()
-                    .where(table.c.id == confirmation_id, due)
-                    .values(lease_until=now + timedelta(seconds=lease_seconds))
-                ).rowcount
-                if won == 1:
-                    claimed.append(
-                        self._confirmation(conn.execute(table.select().where(table.c.id == confirmation_id)).one())
-                    )
-        return claimed
+        return [
+            self._confirmation(r)
+            for r in self._lease(_DUE_CONFIRMATION_IDS, _CLAIM_CONFIRMATION, now, lease_seconds, limit)
+        ]
 
     # --- audit -----------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ def start(
     min_level: AssuranceLevel | None = None,
     owner_id: str,
     owner_name: str,
+    client_id: str | None = None,
     store: SessionStore,
     clock: Clock,
     settings: Settings,
@@ -62,13 +63,20 @@ def start(
             min_level=min_level,
             owner_id=owner_id,
             owner_name=owner_name,
+            client_id=client_id,
             store=store,
             clock=clock,
             settings=settings,
         )
     if flow is Flow.NEW_CITIZEN:
         return new_citizen.start(
-            min_level=min_level, owner_id=owner_id, owner_name=owner_name, store=store, clock=clock, settings=settings
+            min_level=min_level,
+            owner_id=owner_id,
+            owner_name=owner_name,
+            client_id=client_id,
+            store=store,
+            clock=clock,
+            settings=settings,
         )
     return mutual.start(
         register=register or bool(zaak),
@@ -76,6 +84,7 @@ def start(
         min_level=min_level,
         owner_id=owner_id,
         owner_name=owner_name,
+        client_id=client_id,
         store=store,
         clock=clock,
         settings=settings,

@@ -512,7 +512,9 @@ def withdraw_session(session_id: str) -> tuple[str, int]:
         raise ApiError(
             409,
             "Conflict",
-            f"A {ident.state.value} session cannot be withdrawn: the citizen has logged in. Complete it instead "
+            "The session is completed already: there is no link left to withdraw."
+            if ident.state is SessionState.COMPLETED
+            else f"A {ident.state.value} session cannot be withdrawn: the citizen has logged in. Complete it instead "
             "(POST …/complete erases the BSN).",
             kind="invalid-state",
         ) from None

@@ -177,10 +177,10 @@ def round_trips_per_identification(tmp: Path, database_url: str) -> tuple[int, l
     client = app.test_client()
     start = client.get(f"/i/{sid}")
     token = benchmark._CSRF.search(start.text).group(1)  # type: ignore[union-attr]
-    hand_off = client.post(f"/i/{sid}/login", data={"csrf_token": token})
+    hand_off = client.post(f"/i/{sid}/login", data={"csrf_token": token}, follow_redirects=True)
     action = re.search(r'<form method="post" action="([^"]+)" id="saml-post"', hand_off.text).group(1)  # type: ignore[union-attr]
     fields = {k: html.unescape(v) for k, v in benchmark._HIDDEN.findall(hand_off.text)}
-    page = client.post(benchmark.path_of(html.unescape(action)), data=fields)
+    page = client.post(benchmark.path_of(html.unescape(action)), data=fields, follow_redirects=True)
     form = re.search(r"<form[^>]*>(.*?)</form>", page.text, re.S).group(0)  # type: ignore[union-attr]
     target = re.search(r'action="([^"]*)"', form).group(1)  # type: ignore[union-attr]
     data = {k: html.unescape(v) for k, v in benchmark._HIDDEN.findall(form)}

@@ -99,11 +99,11 @@ class Web:
         start = client.get(f"/i/{sid}")
         token = _CSRF.search(start.text)
         assert token, start.status_code
-        hand_off = client.post(f"/i/{sid}/login", data={"csrf_token": token.group(1)})
+        hand_off = client.post(f"/i/{sid}/login", data={"csrf_token": token.group(1)}, follow_redirects=True)
         action = re.search(r'<form method="post" action="([^"]+)" id="saml-post"', hand_off.text)
         assert action, hand_off.status_code
         fields = {k: html.unescape(v) for k, v in _HIDDEN.findall(hand_off.text)}
-        page = client.post(path_of(html.unescape(action.group(1))), data=fields)
+        page = client.post(path_of(html.unescape(action.group(1))), data=fields, follow_redirects=True)
         form = re.search(r"<form[^>]*>(.*?)</form>", page.text, re.S)
         assert form, page.status_code
         target = re.search(r'action="([^"]*)"', form.group(0))

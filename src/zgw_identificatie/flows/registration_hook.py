@@ -10,6 +10,7 @@ and in the API, and the audit log holds the ``code-mismatch`` login (with the ha
 from __future__ import annotations
 
 import logging
+from functools import cache
 from importlib import metadata
 
 from ..domain.identity import DigidIdentity
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 SKIPPED_MISMATCH = "not recorded: the control codes differ, so this login identifies nobody the zaak knows"
 
 
+@cache  # reading the installed distribution's metadata takes milliseconds; it does not change in a process
 def service_version() -> str:
     try:
         return "zgw-identificatie " + metadata.version("zgw-identificatie")

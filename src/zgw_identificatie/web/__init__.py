@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel
-from flask_babel import gettext as _
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
-from . import security
+from . import i18n, security
+from .i18n import gettext as _
 
 if TYPE_CHECKING:
     from ..app import Services
@@ -41,6 +41,7 @@ def register_web(app: Flask, services: Services) -> None:
         default_locale="nl",
         default_translation_directories=str(WEB_DIR.parent / "translations"),
     )
+    i18n.install(app)
     app.jinja_env.globals.update(settings=services.settings, csrf_token=security.csrf_token, LANGUAGES=LANGUAGES)
     app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}
     app.add_template_filter(presenters.grouped, "grouped")

@@ -8,13 +8,13 @@ import time
 from datetime import timedelta
 
 from flask import Blueprint, Response, abort, make_response, redirect, render_template, session, url_for
-from flask_babel import gettext as _
 
 from ..domain.assurance import AssuranceLevel
 from ..domain.errors import SessionAlreadyUsed, SessionExpired, SessionNotFound
 from ..domain.sessions import Flow, SessionReason, SessionState
 from ..flows import common
 from ..ports import LoginFlow
+from .i18n import gettext as _
 from .presenters import grouped
 from .security import services
 

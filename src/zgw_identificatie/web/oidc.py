@@ -21,10 +21,10 @@ from authlib.integrations.base_client.errors import MismatchingStateError, OAuth
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, session, url_for
 from flask.blueprints import BlueprintSetupState
-from flask_babel import gettext as _
 from joserfc.errors import JoseError
 
 from ..settings import OidcSettings
+from .i18n import gettext as _
 from .security import login_staff, services
 
 log = logging.getLogger(__name__)

@@ -6,11 +6,11 @@ import re
 from typing import Any
 
 from flask import url_for
-from flask_babel import gettext as _
 
 from ..domain.codes import group
 from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionReason, SessionState
 from ..ports import SessionStore
+from .i18n import gettext as _
 
 
 def citizen_url(session: IdentificationSession) -> str:

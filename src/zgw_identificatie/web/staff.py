@@ -20,7 +20,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import gettext as _
 from werkzeug.security import check_password_hash
 
 from ..domain.assurance import AssuranceLevel
@@ -37,6 +36,7 @@ from ..domain.errors import (
 from ..domain.sessions import Flow, SessionState
 from ..flows import common, lifecycle, registration
 from ..settings import ConfigError
+from .i18n import gettext as _
 from .presenters import LINK_STAGES, actions, citizen_url, grouped, registration_problem, session_status, stage
 from .security import login_staff, services, staff_required, staff_user
 

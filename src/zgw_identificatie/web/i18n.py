@@ -1,0 +1,39 @@
+"""Translations looked up once per request.
+
+flask-babel resolves the domain, the locale and the catalogue on every ``gettext`` call (a third of the
+citizen start page's rendering went there); the catalogue does not change within a request, so it is
+kept on ``g`` after the first lookup. Outside a request (the worker, the CLI) this is flask-babel's own
+lookup. Templates get the same callables (``install``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, g, has_request_context
+from flask_babel import get_translations
+
+
+def translations() -> Any:
+    if not has_request_context():
+        return get_translations()
+    found = g.get("_zgwid_translations")
+    if found is None:
+        found = g._zgwid_translations = get_translations()
+    return found
+
+
+def gettext(string: str, **variables: Any) -> str:
+    text: str = translations().ugettext(string)
+    return text % variables if variables else text
+
+
+def install(app: Flask) -> None:
+    """The Jinja i18n callables (newstyle: Jinja formats and escapes) on the cached catalogue."""
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: translations().ugettext(s),
+        ngettext=lambda s, p, n: translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n),
+    )

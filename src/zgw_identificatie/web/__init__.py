@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Request, Response, g, render_template, request, url_for
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel
 from sqlalchemy import exc as sa_exc
@@ -31,6 +32,30 @@ def select_locale() -> str:
     return request.accept_languages.best_match(LANGUAGES) or "nl"
 
 
+_static_urls: dict[tuple[str, str], str] = {}
+
+
+def static_url(filename: str) -> str:
+    """``url_for('static', …)`` once per file (and mount point): the pages link five assets each."""
+    key = (request.script_root, filename)
+    url = _static_urls.get(key)
+    if url is None:
+        url = _static_urls[key] = url_for("static", filename=filename)
+    return url
+
+
+# Paths whose requests never use the login cookie: the API authenticates with keys, probes and scrapes
+# with nothing. Their requests get an empty session without reading (verifying, decoding) the cookie.
+NO_COOKIE_PATHS = ("/api/", "/health/", "/metrics", "/static/")
+
+
+class CookieSessionsForPages(SecureCookieSessionInterface):
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(NO_COOKIE_PATHS):
+            return self.session_class()  # empty and unmodified: nothing is read, nothing is written back
+        return super().open_session(app, request)
+
+
 def register_web(app: Flask, services: Services) -> None:
     from . import api, citizen, digid, health, oidc, presenters, staff
 
@@ -42,7 +67,10 @@ def register_web(app: Flask, services: Services) -> None:
         default_translation_directories=str(WEB_DIR.parent / "translations"),
     )
     i18n.install(app)
-    app.jinja_env.globals.update(settings=services.settings, csrf_token=security.csrf_token, LANGUAGES=LANGUAGES)
+    app.jinja_env.globals.update(
+        settings=services.settings, csrf_token=security.csrf_token, LANGUAGES=LANGUAGES, static_url=static_url
+    )
+    app.session_interface = CookieSessionsForPages()
     app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}
     app.add_template_filter(presenters.grouped, "grouped")
 
@@ -71,7 +99,7 @@ def register_web(app: Flask, services: Services) -> None:
 
     @app.get("/")
     def index() -> Response:
-        from flask import redirect, url_for
+        from flask import redirect
 
         return redirect(url_for("staff.index"))  # type: ignore[return-value]
 

@@ -29,7 +29,7 @@ from ..flows import common, lifecycle, registration
 from ..settings import ConfigError
 from . import ratelimit
 from .openapi import OPENAPI, PROBLEM_TYPES, problem_type
-from .presenters import citizen_url, session_status
+from .presenters import session_status
 from .security import api_client, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -169,7 +169,6 @@ def present(session: IdentificationSession) -> dict[str, Any]:
     svc = services()
     data = session_status(session, svc.store, svc.clock.now())
     data["url"] = svc.settings.base_url.rstrip("/") + f"/api/v1/sessions/{session.id}"
-    data["citizenUrl"] = citizen_url(session)
     data["detail"] = _detail(session)
     data["behandelaarId"] = session.owner_id
     data["endedAt"] = session.ended_at.isoformat() if session.ended_at else None

@@ -160,7 +160,8 @@ def lua(workdir: Path, name: str, text: str) -> Path:
 
 
 def round_trips_per_identification(tmp: Path, database_url: str) -> tuple[int, list[str]]:
-    """§2.2 through the Flask test client on PostgreSQL; the in-process simulator's own state (DigiD's cost) is left out."""
+    """§2.2 through the Flask test client on PostgreSQL; the in-process simulator's own state (DigiD's cost)
+    is left out."""
     import html
 
     import benchmark

@@ -336,6 +336,24 @@ def test_a_valid_login_over_mutual_tls_succeeds_and_the_server_saw_the_client_ce
     assert server.handshake_errors == []
 
 
+def test_later_logins_reuse_the_mutual_tls_connection(world: World) -> None:
+    """One SP keeps its back-channel connection: three logins, one TCP connection and one TLS handshake
+    (each new handshake costs the SP a private-key operation and a certificate-chain check)."""
+    server = world.server(world.pki.server)
+    sp = world.sp(server.url)
+    for i in range(3):
+        request_id = sp.begin_login(min_level=AssuranceLevel.MIDDEN, relay_state="r").request_id
+        world.fixture = Fixture(
+            now=world.clock.now(), request_id=request_id, response_id=f"_r{i:040d}", assertion_id=f"_a{i:040d}"
+        )
+        identity = sp.complete_login(
+            artifact=make_artifact(IDP_ENTITY_ID), expected_request_id=request_id, min_level=AssuranceLevel.MIDDEN
+        )
+        assert identity.bsn.value == VALID_BSN
+    assert len(server.requests) == 3
+    assert server.connections == 1
+
+
 def test_a_server_certificate_from_an_untrusted_ca_is_refused_without_a_retry(world: World) -> None:
     """§8.5: a server whose chain does not end in the configured CA bundle gets no ArtifactResolve."""
     server = world.server(world.pki.untrusted_server)

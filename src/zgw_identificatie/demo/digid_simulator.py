@@ -20,12 +20,14 @@ import hashlib
 import json
 import secrets
 import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, redirect, render_template_string, request, url_for
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from jinja2 import Environment, Template
 from lxml import etree
 
 from ..adapters.digid.artifact import make_artifact, new_id, saml_time, soap_body_child, soap_envelope
@@ -511,6 +513,15 @@ def create_simulator_blueprint(settings: Settings, *, clock: Clock, store: Any =
     refuse_in_production(settings)
     sim = _Simulator(settings, clock, state_for(store))
     bp = Blueprint("digid_simulator", __name__)
+    compiled: weakref.WeakKeyDictionary[Environment, Template] = weakref.WeakKeyDictionary()
+
+    def login_template() -> Template:
+        """LOGIN_PAGE compiled once per app (``render_template_string`` compiled it again for every page)."""
+        env = current_app.jinja_env
+        template = compiled.get(env)
+        if template is None:
+            template = compiled[env] = env.from_string(LOGIN_PAGE)
+        return template
 
     def page(
         login_key: str,
@@ -521,8 +532,8 @@ def create_simulator_blueprint(settings: Settings, *, clock: Clock, store: Any =
         error: str | None = None,
         status: int = 200,
     ) -> Response:
-        html = render_template_string(
-            LOGIN_PAGE,
+        html = render_template(
+            login_template(),
             login=login_key,
             requested=login.requested.label,
             force_authn=login.force_authn,

@@ -38,7 +38,17 @@ from .artifact import (
 )
 from .config import BINDING_ARTIFACT, SpConfig, onelogin_settings
 from .metadata import build_sp_metadata
-from .xmldsig import NS_SAML, NS_SAMLP, XmlRejected, canonical_sha256, q, sign, verify_enveloped, xpath
+from .xmldsig import (
+    NS_SAML,
+    NS_SAMLP,
+    XmlRejected,
+    canonical_sha256,
+    q,
+    sign,
+    signing_key,
+    verify_enveloped,
+    xpath,
+)
 
 schema_cache.install()  # python3-saml's XSD compiled once per thread instead of on every ACS
 
@@ -70,6 +80,7 @@ class DigidServiceProvider:
             level: OneLogin_Saml2_Settings(onelogin_settings(config, level.uri), sp_validation_only=False)
             for level in AssuranceLevel
         }
+        signing_key(config.sp_key_pem, config.sp_cert_pem)  # parsed once here, not for every signed message
 
     # -- front channel -------------------------------------------------------------------------------
 

@@ -7,12 +7,12 @@ enveloped-signature transform), python3-saml issue #447 / GHSA-8mmq-f9vf-8fg2 (x
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 
 import xmlsec
 from lxml import etree
-from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
@@ -68,13 +68,59 @@ def xpath(node: etree._Element, expr: str) -> list[etree._Element]:
 def sign(xml: str | bytes | etree._Element, key_pem: str, cert_pem: str) -> bytes:
     """Enveloped signature (RSA-SHA256, SHA-256, exclusive C14N) on the parent of the first saml:Issuer.
 
-    Wraps ``OneLogin_Saml2_Utils.add_sign``; the ds:Signature lands right after the Issuer as the
-    SAML schema requires (SAML core §3.2.1, §2.3.3).
+    The same signature as ``OneLogin_Saml2_Utils.add_sign`` (same template, placement, ID handling and
+    serialisation; the ds:Signature lands right after the Issuer as the SAML schema requires, SAML core
+    §3.2.1, §2.3.3), but with the key loaded once (``signing_key``) instead of on every call: a freshly
+    loaded RSA key costs its parsing plus OpenSSL's per-key set-up on the first private operation
+    (about 1 ms, twice per identification).
     """
-    signed = OneLogin_Saml2_Utils.add_sign(
-        xml, key_pem, cert_pem, sign_algorithm=C.RSA_SHA256, digest_algorithm=C.SHA256
+    if xml is None or xml == "":
+        raise ValueError("empty document")
+    elem = OneLogin_Saml2_XML.to_etree(xml)
+    signature = xmlsec.template.create(
+        elem, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256, ns="ds"
     )
+    issuers = OneLogin_Saml2_XML.query(elem, "//saml:Issuer")
+    if issuers:
+        issuers[0].addnext(signature)
+        target = issuers[0].getparent()
+    else:
+        if OneLogin_Saml2_XML.query(elem, "//md:EntityDescriptor"):
+            elem.insert(0, signature)
+        else:
+            elem[0].insert(0, signature)
+        target = elem
+    element_id = target.get("ID")
+    if element_id is None:
+        element_id = OneLogin_Saml2_Utils.generate_unique_id()
+        target.set("ID", element_id)
+    xmlsec.tree.add_ids(target, ["ID"])
+    reference = xmlsec.template.add_reference(
+        signature, xmlsec.constants.TransformSha256, uri=f"#{element_id}" if element_id else ""
+    )
+    xmlsec.template.add_transform(reference, xmlsec.constants.TransformEnveloped)
+    xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
+    xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(signature))
+    ctx = xmlsec.SignatureContext()
+    ctx.key = signing_key(key_pem, cert_pem)  # xmlsec duplicates the key into the context (a reference)
+    ctx.sign(signature)
+    signed = OneLogin_Saml2_XML.to_string(elem)
     return signed if isinstance(signed, bytes) else signed.encode("utf-8")
+
+
+@functools.lru_cache(maxsize=16)
+def signing_key(key_pem: str, cert_pem: str) -> xmlsec.Key:
+    """The private key with its certificate, parsed once per process (the service's own key pair, plus the
+    simulator's in development). Read-only after loading: every signature context takes its own reference."""
+    key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem, None)
+    key.load_cert_from_memory(cert_pem, xmlsec.constants.KeyDataFormatPem)
+    return key
+
+
+@functools.lru_cache(maxsize=16)
+def verification_key(cert_pem: str) -> xmlsec.Key:
+    """The public key of a pinned certificate, parsed once per process."""
+    return xmlsec.Key.from_memory(cert_pem, xmlsec.constants.KeyDataFormatCertPem, None)
 
 
 def check_signed_info(signature: etree._Element, expected_id: str) -> None:
@@ -142,7 +188,7 @@ def verify_enveloped(element: etree._Element, certs: Sequence[str]) -> None:
         for transform in (xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256):
             ctx.enable_signature_transform(transform)
         try:
-            ctx.key = xmlsec.Key.from_memory(cert, xmlsec.constants.KeyDataFormatCertPem, None)
+            ctx.key = verification_key(cert)
             ctx.verify(signatures[0])
         except Exception:  # noqa: S112 - try the next pinned certificate (rollover, R22)
             continue

@@ -57,7 +57,9 @@ class DigidSettings:
     )
     tls_client_key_file: str = setting("", "PEM key of the TLS client certificate; empty: sp_key_file")
     ca_bundle_file: str = setting(
-        "", "CA bundle that verifies DigiD's server (with the PKIoverheid private G1 root); empty: system store"
+        "",
+        "CA bundle that verifies DigiD's server (with the PKIoverheid private G1 root); empty: system store or "
+        "REQUESTS_CA_BUNDLE (like HTTPS_PROXY and NO_PROXY read from the environment once, at start-up)",
     )
     soap_content_type: str = setting("text/xml", "Content-Type of the ArtifactResolve (SOAP 1.1)")
     connect_timeout: float = setting(5.0, "Seconds to connect to the artifact resolution service")

@@ -310,7 +310,7 @@ class FakeArs(BaseAdapter):
         cert: Any = None,
         proxies: Any = None,
     ) -> requests.Response:
-        self.calls.append({"request": request, "timeout": timeout, "verify": verify, "cert": cert})
+        self.calls.append({"request": request, "timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies})
         status, body = self.handler(request)
         response = requests.Response()
         response.status_code = status

@@ -82,6 +82,30 @@ def test_the_back_channel_uses_mutual_tls_the_ca_bundle_and_timeouts(h: AttackHa
     assert call["request"].url == IDP_ARS_URL
 
 
+def test_the_back_channel_takes_proxy_and_ca_bundle_from_the_environment_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As requests does by default (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE without a configured CA bundle),
+    but read when the SP starts instead of on every resolve."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.gemeente.example:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "env-ca.pem"))
+    h = AttackHarness(config=harness_config(tmp_path, ca_bundle_file=None), clock=FixedClock(now_utc()))
+    looked_up: list[str] = []
+    real = requests.sessions.get_environ_proxies
+    monkeypatch.setattr(
+        requests.sessions, "get_environ_proxies", lambda url, **kw: looked_up.append(url) or real(url, **kw)
+    )
+    h.run()
+    h.run(response_id="_response2", assertion_id="_assertion2")
+    assert len(h.ars.calls) == 2 and looked_up == []
+    for call in h.ars.calls:
+        assert call["proxies"]["https"] == "http://proxy.gemeente.example:3128"
+        assert call["verify"] == str(tmp_path / "env-ca.pem")
+        assert call["cert"] == (h.config.tls_client_cert_file, h.config.tls_client_key_file)
+
+
 def test_the_artifact_resolve_is_signed_by_the_sp(h: AttackHarness) -> None:
     """R6: the ArtifactResolve carries an RSA-SHA256 signature that verifies with the SP certificate."""
     from onelogin.saml2.utils import OneLogin_Saml2_Utils

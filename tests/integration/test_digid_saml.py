@@ -64,6 +64,17 @@ def test_cancelling_at_the_simulator_raises_digid_cancelled(world: SimulatorWorl
         world.sp.complete_login(artifact=artifact, expected_request_id=request_id, min_level=AssuranceLevel.MIDDEN)
 
 
+def test_the_simulator_compiles_its_login_page_once(world: SimulatorWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A demo cost: the login page template was compiled from its source for every page shown."""
+    env = world.browser.application.jinja_env
+    compiled: list[str] = []
+    real = env.from_string
+    monkeypatch.setattr(env, "from_string", lambda source, *a, **kw: compiled.append(source) or real(source, *a, **kw))
+    for _ in range(3):
+        assert world.login().bsn.value == VALID_BSN
+    assert len(compiled) == 1
+
+
 def test_a_replayed_artifact_is_refused_without_a_second_resolve(world: SimulatorWorld) -> None:
     """The second use of the same SAMLart fails before any network call (one-time store)."""
     artifact, _, request_id = world.artifact_for()

@@ -131,8 +131,12 @@ def register_web(app: Flask, services: Services) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:
+        # A rate-limit breach (web/ratelimit.py) says when to come back; the page and the problem say it too.
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) and retry_after > 0 else {}
         if request.path.startswith("/api/"):
-            return api.problem(exc.code or 500, exc.name, exc.description or exc.name)
+            resp, status = api.problem(exc.code or 500, exc.name, exc.description or exc.name)
+            return resp, status, headers
         titles = {
             400: _("Er ging iets mis met uw verzoek"),
             403: _("Geen toegang"),
@@ -150,12 +154,16 @@ def register_web(app: Flask, services: Services) -> None:
             429: _("U heeft het te vaak geprobeerd. Wacht een minuut en probeer het dan opnieuw."),
         }
         code = exc.code or 500
-        return render_template(
-            "message.html",
-            title=titles.get(code, _("Er ging iets mis")),
-            text=texts.get(code, _("Probeer het later opnieuw.")),
-            status=code,
-        ), code
+        return (
+            render_template(
+                "message.html",
+                title=titles.get(code, _("Er ging iets mis")),
+                text=texts.get(code, _("Probeer het later opnieuw.")),
+                status=code,
+            ),
+            code,
+            headers,
+        )
 
     @app.errorhandler(sa_exc.OperationalError)
     def database_unavailable(exc: sa_exc.OperationalError) -> ResponseReturnValue:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
+from werkzeug.exceptions import TooManyRequests
 
 from ..domain.assurance import AssuranceLevel
 from ..domain.bsn import Bsn
@@ -105,7 +106,9 @@ def _authenticate() -> None:
         g.api_client = api_client()
     except ApiError:
         if not ratelimit.allow_failed_api_key():
-            raise ApiError(429, "Too Many Requests", "Too many requests without a valid API key.") from None
+            raise TooManyRequests(
+                "Too many requests without a valid API key.", retry_after=ratelimit.failed_api_key_retry_after()
+            ) from None
         raise
 
 

@@ -6,45 +6,59 @@ Which limit, counted per what:
 * the staff login form: ``rate_limit_citizen`` per client IP (password guessing);
 * opening a citizen link, starting a DigiD login and the ACS: ``rate_limit_citizen`` per client IP
   (shared by the three), plus ``rate_limit_citizen`` per link on opening it and starting a login;
-* every API call: ``rate_limit_api`` per API client (shared by all operations).
+* every API call: ``rate_limit_api`` per API client (shared by all operations);
+* API requests with a missing or wrong key: ``rate_limit_api_auth_failures`` per client IP.
 
 The client IP is ``request.remote_addr``; behind a proxy ``app.py`` applies ProxyFix with
 ``trusted_proxies`` hops, so a spoofed ``X-Forwarded-For`` is ignored. Counters live in memory per
 process, or in Redis when ``rate_limit_storage`` is ``redis://…`` so that every instance shares them.
-If Redis goes away, the limiter falls back to per-process memory instead of failing requests.
+If Redis goes away, the limiter falls back to per-process memory instead of failing requests, and
+goes back to Redis once it answers a ping again (tried after 1, 2, 4 … 32 s, then from 1 s again).
 
-Every limit is a moving window (exactly N in any span of the period). In memory the counters live in
-``BoundedMemoryStorage`` (``memory://`` is mapped to it): O(1) amortised work per hit, no timer
-thread, and a key is dropped as soon as its window has passed, so a worker that lives for months and
-sees a new citizen link every minute holds only the keys of the last period. (``limits``' own memory
-storage kept every moving-window key for ever and walked all of them from a timer on every hit.)
-In Redis every key carries its window as TTL.
+Every limit is a moving window (exactly N in any span of the period), counted by the ``limits``
+library's ``MovingWindowRateLimiter``. The limits are parsed once, at start-up, and each limited view
+is wrapped once: a request computes its key and makes one ``hit`` per limit that applies to it, and
+nothing else (no limit resolution, no per-request bookkeeping, no ``X-RateLimit-*`` headers). In memory
+the counters live in ``BoundedMemoryStorage`` (``memory://`` is mapped to it): O(1) amortised work per
+hit, no timer thread, and a key is dropped as soon as its window has passed, so a worker that lives for
+months and sees a new citizen link every minute holds only the keys of the last period. (``limits``'
+own memory storage kept every moving-window key for ever and walked all of them from a timer on every
+hit.) In Redis every key carries its window as TTL. The keys are ``LIMITER/zgwid/<who>/<scope>/<limit>``,
+as flask-limiter (used before) made them, so instances old and new count together during a deploy.
 
-A breach raises werkzeug's ``TooManyRequests``; the HTTPException handler in ``web/__init__.py``
-turns it into the "Te veel pogingen" page or, under ``/api/``, a 429 problem+json. The limiter
-adds ``Retry-After`` to both.
+A breach is logged (``zgw_identificatie.web.ratelimit``, INFO: limit, key and scope; a security event)
+and raises werkzeug's ``TooManyRequests`` with ``retry_after`` set to the whole seconds until the
+oldest counted hit leaves the window; the HTTPException handler in ``web/__init__.py`` turns it into
+the "Te veel pogingen" page or, under ``/api/``, a 429 problem+json, both with that ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
+import math
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, current_app, g, request, session
-from flask_limiter import Limiter
-from limits import parse
-from limits.storage import MovingWindowSupport, Storage
+from flask import Flask, current_app, g, request, session
+from limits import RateLimitItem, parse
+from limits.storage import MovingWindowSupport, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from werkzeug.exceptions import TooManyRequests
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
+log = logging.getLogger(__name__)
+
 KEY_PREFIX = "zgwid"
 MEMORY_SCHEME = "zgwid-memory"
+MAX_BACKEND_CHECKS = 5  # after pings at 1, 2, 4, 8, 16, 32 s the back-off starts again from 1 s
 
 
 class BoundedMemoryStorage(Storage, MovingWindowSupport):
@@ -186,69 +200,163 @@ def api_key() -> str:
 def link_key() -> str:
     """The citizen link (session id) in the URL: limits hammering one link from many addresses.
 
-    Hashed, because flask-limiter logs the key on a breach and a link is a capability."""
+    Hashed, because the key is logged on a breach and a link is a capability."""
     link = str((request.view_args or {}).get("session_id", ""))
     return "link:" + hashlib.sha256(link.encode()).hexdigest()[:32]
 
 
-def init_app(app: Flask, settings: Settings) -> Limiter:
-    @app.after_request  # registered before the limiter's own hook, so it runs after it
-    def _retry_after_only_on_429(resp: Response) -> Response:
-        if resp.status_code not in (429, 503):
-            resp.headers.pop("Retry-After", None)
-        return resp
+class RateLimiter:
+    """The moving-window strategy over the configured storage, with the in-memory fallback for Redis.
 
-    storage_uri = settings.rate_limit_storage
-    if storage_uri.startswith("memory://"):
-        storage_uri = MEMORY_SCHEME + storage_uri.removeprefix("memory")
-    limiter = Limiter(
-        client_ip,
-        app=app,
-        storage_uri=storage_uri,
-        strategy="moving-window",
-        key_prefix=KEY_PREFIX,
-        headers_enabled=True,
-        in_memory_fallback_enabled=True,
+    ``hit`` counts one request against a limit and says whether it was within it. If the storage raises
+    (Redis away), the limiter logs it once, counts in ``fallback_storage`` (a ``BoundedMemoryStorage``
+    per process) from then on, and pings the storage again after 1, 2, 4, 8, 16 and 32 s, then from 1 s
+    again, until it answers; then it counts in the storage again. Without a fallback (``memory://``) an
+    error is raised. ``now`` (the back-off clock) is replaceable for tests."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        fallback: BoundedMemoryStorage | None = None,
+        *,
+        auth_failures: RateLimitItem | None = None,
+    ) -> None:
+        self.storage = storage
+        self.auth_failures = auth_failures or parse("10/minute")  # wrong API keys per address
+        self.fallback_storage = fallback
+        self._primary = MovingWindowRateLimiter(storage)
+        self._fallback = MovingWindowRateLimiter(fallback) if fallback is not None else None
+        self.storage_dead = False
+        self.now: Callable[[], float] = time.monotonic
+        self._checks = 0  # how many times the storage has been pinged since it went away
+        self._last_check = 0.0
+
+    def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        if self.storage_dead and self._fallback is not None and not self._storage_is_back():
+            return self._fallback.hit(item, *identifiers)
+        try:
+            return self._primary.hit(item, *identifiers)
+        except Exception as exc:
+            if self._fallback is None:
+                raise
+            if not self.storage_dead:
+                log.warning("rate limit storage unreachable (%s); counting in this process's memory", exc)
+                self.storage_dead = True
+                self._checks, self._last_check = 0, self.now()
+            return self._fallback.hit(item, *identifiers)
+
+    def retry_after(self, item: RateLimitItem, *identifiers: str) -> int:
+        """Whole seconds until the oldest counted hit leaves the window (at least 1). Only on a breach."""
+        strategy = self._fallback if self.storage_dead and self._fallback is not None else self._primary
+        try:
+            reset, _remaining = strategy.get_window_stats(item, *identifiers)
+        except Exception:
+            return item.get_expiry()
+        clock = getattr(strategy.storage, "now", time.time)  # BoundedMemoryStorage's (replaceable) clock
+        return max(1, math.ceil(reset - clock()))
+
+    def _storage_is_back(self) -> bool:
+        if self._checks > MAX_BACKEND_CHECKS:
+            self._checks = 0
+        now = self.now()
+        if now - self._last_check <= 2**self._checks:
+            return False
+        self._last_check = now
+        self._checks += 1
+        try:
+            back = bool(self.storage.check())
+        except Exception:
+            back = False
+        if back:
+            log.info("rate limit storage reachable again; counting there")
+            self.storage_dead = False
+            self._checks = 0
+        return back
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One limit on a view: parsed once at start-up. ``scope`` is the shared scope or the endpoint."""
+
+    item: RateLimitItem
+    key: Callable[[], str]
+    scope: str
+    methods: frozenset[str] | None = None  # None: every method
+
+
+def limited(limiter: RateLimiter, view: Callable[..., Any], rules: list[Rule]) -> Callable[..., Any]:
+    """``view`` behind ``rules``: one ``hit`` per rule that applies to the request's method, in the order
+    flask-limiter used (by the limit's period, the listed order otherwise); the first breach stops."""
+    ordered = tuple(sorted(rules, key=lambda rule: rule.item))
+
+    @functools.wraps(view)
+    def limited_view(*args: Any, **kwargs: Any) -> Any:
+        for rule in ordered:
+            if rule.methods is not None and request.method not in rule.methods:
+                continue
+            key = rule.key()
+            if not limiter.hit(rule.item, KEY_PREFIX, key, rule.scope):
+                log.info("ratelimit %s (%s) exceeded at endpoint: %s", rule.item, key, rule.scope)
+                raise TooManyRequests(retry_after=limiter.retry_after(rule.item, KEY_PREFIX, key, rule.scope))
+        return view(*args, **kwargs)
+
+    return limited_view
+
+
+def make_storage(uri: str) -> tuple[Storage, BoundedMemoryStorage | None]:
+    """The counters' storage for ``rate_limit_storage``, and the in-memory fallback for a remote one."""
+    if uri.startswith("memory://"):
+        return BoundedMemoryStorage(), None
+    storage = storage_from_string(uri, wrap_exceptions=True)
+    if not isinstance(storage, Storage):
+        raise ValueError(f"rate_limit_storage {uri.split(':', 1)[0]}: is an asyncio storage")
+    return storage, BoundedMemoryStorage()
+
+
+def init_app(app: Flask, settings: Settings) -> RateLimiter:
+    storage, fallback = make_storage(settings.rate_limit_storage)
+    limiter = RateLimiter(storage, fallback, auth_failures=parse(settings.rate_limit_api_auth_failures))
+    start, citizen, api = (
+        parse(settings.rate_limit_start),
+        parse(settings.rate_limit_citizen),
+        parse(settings.rate_limit_api),
     )
-    if getattr(limiter, "_fallback_limiter", None) is not None:
-        # The fallback while Redis is away: the bounded storage too, not limits' MemoryStorage.
-        limiter._fallback_storage = BoundedMemoryStorage()  # type: ignore[assignment]
-        limiter._fallback_limiter = MovingWindowRateLimiter(limiter._fallback_storage)
-    citizen_ip = limiter.shared_limit(settings.rate_limit_citizen, scope="citizen", key_func=client_ip)
-    per_link = limiter.shared_limit(settings.rate_limit_citizen, scope="link", key_func=link_key)
-    api_calls = limiter.shared_limit(settings.rate_limit_api, scope="api", key_func=api_key)
-    plan: dict[str, list[Callable[[Any], Any]]] = {
-        "staff.login": [limiter.limit(settings.rate_limit_citizen, key_func=client_ip, methods=["POST"])],
-        "staff.create": [limiter.limit(settings.rate_limit_start, key_func=staff_key)],
-        "staff.new_link": [limiter.limit(settings.rate_limit_start, key_func=staff_key, methods=["POST"])],
+    post = frozenset({"POST"})
+    citizen_ip = Rule(citizen, client_ip, "citizen")  # shared: one budget per address over the three
+    per_link = Rule(citizen, link_key, "link")
+    api_calls = Rule(api, api_key, "api")
+    plan: dict[str, list[Rule]] = {
+        "staff.login": [Rule(citizen, client_ip, "staff.login", post)],
+        "staff.create": [Rule(start, staff_key, "staff.create")],
+        "staff.new_link": [Rule(start, staff_key, "staff.new_link", post)],
         "citizen.start": [citizen_ip, per_link],
         "citizen.login": [citizen_ip, per_link],
         "digid.acs": [citizen_ip],
-        "api.create_session": [api_calls, limiter.limit(settings.rate_limit_start, key_func=api_key)],
+        "api.create_session": [api_calls, Rule(start, api_key, "api.create_session")],
         "api.get_session": [api_calls],
         "api.complete_session": [api_calls],
         "api.list_sessions": [api_calls],
         "api.withdraw_session": [api_calls],
-        "api.openapi": [limiter.limit(settings.rate_limit_api, key_func=client_ip)],
+        "api.openapi": [Rule(api, client_ip, "api.openapi")],
     }
-    # Every limit here is a decorator on its view, and there are no default limits: the limiter's own
-    # before_request check resolves nothing on any route, at about a tenth of a request's CPU. The
-    # decorators do the checking (and the fallback's recovery check) themselves.
-    if limiter._check_request_limit in app.before_request_funcs.get(None, []):
-        app.before_request_funcs[None].remove(limiter._check_request_limit)
+    for endpoint, rules in plan.items():
+        app.view_functions[endpoint] = limited(limiter, app.view_functions[endpoint], rules)
     app.extensions["zgwid_limiter"] = limiter
-    for endpoint, decorators in plan.items():
-        view = app.view_functions[endpoint]
-        for decorate in decorators:
-            view = decorate(view)
-        app.view_functions[endpoint] = view
     return limiter
+
+
+AUTH_FAILURE_SCOPE = "api-auth-failure"
 
 
 def allow_failed_api_key() -> bool:
     """Count a request with a missing or wrong API key against its address; False past ``rate_limit_api_auth_failures``.
 
     The API's own limits are per client and need a valid key, so guessing keys is limited here."""
-    limiter: Limiter = current_app.extensions["zgwid_limiter"]
-    limit = parse(current_app.extensions["zgwid"].settings.rate_limit_api_auth_failures)
-    return bool(limiter.limiter.hit(limit, "api-auth-failure", client_ip()))
+    limiter: RateLimiter = current_app.extensions["zgwid_limiter"]
+    return limiter.hit(limiter.auth_failures, AUTH_FAILURE_SCOPE, client_ip())
+
+
+def failed_api_key_retry_after() -> int:
+    """After ``allow_failed_api_key`` said no: the seconds until this address may try again."""
+    limiter: RateLimiter = current_app.extensions["zgwid_limiter"]
+    return limiter.retry_after(limiter.auth_failures, AUTH_FAILURE_SCOPE, client_ip())

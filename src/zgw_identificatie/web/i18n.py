@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, g, has_request_context
 from flask_babel import get_translations
+from markupsafe import Markup
 
 
 def translations() -> Any:
@@ -28,8 +29,16 @@ def gettext(string: str, **variables: Any) -> str:
     return text % variables if variables else text
 
 
+def template_gettext(string: str, **variables: Any) -> Markup:
+    """``_()`` in the (autoescaped HTML) templates, as Jinja's newstyle gettext does it: the translation is
+    markup, the variables are escaped into it. A plain global: Jinja's own ``_`` passes through two
+    context calls per string, a sixth of a page's rendering."""
+    text = Markup(translations().ugettext(string))  # noqa: S704 - our own catalogue, as Jinja does it
+    return text % variables if variables else text
+
+
 def install(app: Flask) -> None:
-    """The Jinja i18n callables (newstyle: Jinja formats and escapes) on the cached catalogue."""
+    """The Jinja i18n callables (newstyle: Jinja formats and escapes) on the cached catalogue; ``_`` direct."""
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=lambda s: translations().ugettext(s),
         ngettext=lambda s, p, n: translations().ungettext(s, p, n),
@@ -37,3 +46,4 @@ def install(app: Flask) -> None:
         pgettext=lambda c, s: translations().upgettext(c, s),
         npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n),
     )
+    app.jinja_env.globals["_"] = template_gettext

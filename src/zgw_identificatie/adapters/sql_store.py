@@ -13,6 +13,8 @@ Database round trips are the store's main cost, so:
   once on a fresh connection (``_run``). A database that is really down raises ``OperationalError``,
   which the web layer turns into a calm 503;
 * the statements are built once (module level, bind parameters), so SQLAlchemy's compiled cache hits;
+  on PostgreSQL the single statements go further: compiled once and run on the psycopg connection
+  itself (``_pg``), and a change of a session with its outbox and audit events is one statement;
 * ``purge`` works in bounded batches, each its own short transaction, so any backlog shrinks.
 """
 
@@ -702,8 +704,11 @@ class SqlSessionStore:
         the pool, and a read (``retry``) is then repeated once on a fresh connection; errors are SQLAlchemy's
         (``OperationalError`` → the calm 503, ``IntegrityError`` …)."""
         values = {**statement.fixed, **params} if statement.fixed else dict(params)
-        for name, process in statement.binds:
-            values[name] = process(values[name])
+        try:
+            for name, process in statement.binds:
+                values[name] = process(values[name])
+        except Exception as exc:  # as SQLAlchemy reports a value its type refuses (a naive datetime)
+            raise sa.exc.StatementError(str(exc), statement.sql.decode(), params, exc) from exc
         pool = self._engine.pool
         dialect = self._engine.dialect
         for attempt in (1, 2):

@@ -346,6 +346,24 @@ _CLAIM = (
     .returning(*registrations.c)
 )
 _INSERT_AUDIT = audit_events.insert()
+_INSERT_CONFIRMATION = code_confirmations.insert()
+_CONFIRMATION_FOR_SESSION = code_confirmations.select().where(code_confirmations.c.session_id == sa.bindparam("sid"))
+_UPDATE_CONFIRMATION = code_confirmations.update().where(code_confirmations.c.id == sa.bindparam("cid"))
+_FINISH_DELIVERY = (
+    event_deliveries.update()
+    .where(event_deliveries.c.id == sa.bindparam("did"))
+    .values(attempts=event_deliveries.c.attempts + 1)
+)
+_THE_KEY = sa.and_(
+    idempotency_keys.c.client_id == sa.bindparam("client"), idempotency_keys.c.key == sa.bindparam("held")
+)
+_DELETE_EXPIRED_KEY = idempotency_keys.delete().where(
+    _THE_KEY, idempotency_keys.c.expires_at <= sa.bindparam("now", type_=UTCDateTime())
+)
+_INSERT_KEY = idempotency_keys.insert()
+_GET_KEY = sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.session_id).where(_THE_KEY)
+_DELETE_KEY = idempotency_keys.delete().where(_THE_KEY)
+_SETTLE_KEY = idempotency_keys.update().where(_THE_KEY)
 
 
 def _lease_statements(table: sa.Table, due: Any, *order_by: Any, pick: Any = None) -> tuple[Any, Any]:
@@ -950,43 +968,36 @@ class SqlSessionStore:
         self, client_id: str, key: str, fingerprint: str, *, now: datetime, expires_at: datetime
     ) -> tuple[str, str | None] | None:
         """None: the caller owns the key now and creates the session. Otherwise (fingerprint, session id or
-        None while the first request is still creating it) of the earlier request with this key."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                idempotency_keys.delete().where(
-                    idempotency_keys.c.client_id == client_id,
-                    idempotency_keys.c.key == key,
-                    idempotency_keys.c.expires_at <= now,
-                )
-            )
+        None while the first request is still creating it) of the earlier request with this key.
+
+        Each statement in autocommit (one round trip each): an expired claim goes, then the INSERT decides
+        who holds the key (the primary key: of two concurrent requests one gets an IntegrityError)."""
+        self._one(_DELETE_EXPIRED_KEY, {"client": client_id, "held": key, "now": now})
         try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    idempotency_keys.insert().values(
-                        client_id=client_id, key=key, fingerprint=fingerprint, created_at=now, expires_at=expires_at
-                    )
-                )
+            self._one(
+                _INSERT_KEY,
+                {
+                    "client_id": client_id,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "created_at": now,
+                    "expires_at": expires_at,
+                },
+            )
             return None
         except IntegrityError:
             pass
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.session_id).where(
-                    idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
-                )
-            ).first()
+        row = self._one(_GET_KEY, {"client": client_id, "held": key}, retry=True)
         return (row.fingerprint, row.session_id) if row else ("", None)
 
     def settle_idempotency_key(self, client_id: str, key: str, session_id: str | None, expires_at: datetime) -> None:
         """Record the session made for a claimed key; None releases the claim (the create failed)."""
-        where = sa.and_(idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key)
-        with self.engine.begin() as conn:
-            if session_id is None:
-                conn.execute(idempotency_keys.delete().where(where))
-            else:
-                conn.execute(
-                    idempotency_keys.update().where(where).values(session_id=session_id, expires_at=expires_at)
-                )
+        if session_id is None:
+            self._one(_DELETE_KEY, {"client": client_id, "held": key})
+        else:
+            self._one(
+                _SETTLE_KEY, {"client": client_id, "held": key, "session_id": session_id, "expires_at": expires_at}
+            )
 
     # --- events (outbox) -----------------------------------------------------------------------
 
@@ -1059,19 +1070,17 @@ class SqlSessionStore:
     ) -> None:
         """Delivered (ok), or failed: retried at ``retry_at``, or given up when that is None."""
         state = "done" if ok else "pending" if retry_at is not None else "failed"
-        with self.engine.begin() as conn:
-            conn.execute(
-                event_deliveries.update()
-                .where(event_deliveries.c.id == delivery_id)
-                .values(
-                    state=state,
-                    attempts=event_deliveries.c.attempts + 1,
-                    next_attempt_at=retry_at or now,
-                    lease_until=None,
-                    last_error=None if ok else (error or "")[:1000],
-                    finished_at=None if state == "pending" else now,
-                )
-            )
+        self._one(
+            _FINISH_DELIVERY,
+            {
+                "did": delivery_id,
+                "state": state,
+                "next_attempt_at": retry_at or now,
+                "lease_until": None,
+                "last_error": None if ok else (error or "")[:1000],
+                "finished_at": None if state == "pending" else now,
+            },
+        )
 
     def delivery_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -1301,8 +1310,7 @@ class SqlSessionStore:
 
     def add_confirmation(self, confirmation: CodeConfirmation) -> CodeConfirmation:
         try:
-            with self.engine.begin() as conn:
-                conn.execute(code_confirmations.insert().values(**self._confirmation_row(confirmation)))
+            self._one(_INSERT_CONFIRMATION, self._confirmation_row(confirmation))
             return confirmation
         except IntegrityError:  # a concurrent request confirmed first: that one counts
             found = self.confirmation_for_session(confirmation.session_id)
@@ -1311,16 +1319,14 @@ class SqlSessionStore:
             return found
 
     def confirmation_for_session(self, session_id: str) -> CodeConfirmation | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(code_confirmations.select().where(code_confirmations.c.session_id == session_id)).first()
+        row = self._one(_CONFIRMATION_FOR_SESSION, {"sid": session_id}, retry=True)
         return self._confirmation(row) if row else None
 
     def update_confirmation(self, confirmation: CodeConfirmation) -> None:
         row = self._confirmation_row(confirmation)
-        row.pop("id")
+        row["cid"] = row.pop("id")
         row["lease_until"] = None
-        with self.engine.begin() as conn:
-            conn.execute(code_confirmations.update().where(code_confirmations.c.id == confirmation.id).values(**row))
+        self._one(_UPDATE_CONFIRMATION, row)
 
     def claim_due_confirmations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[CodeConfirmation]:
         return [

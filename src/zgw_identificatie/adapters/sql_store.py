@@ -326,7 +326,10 @@ _REGISTRATION_FOR_SESSION = (
 )
 _UPDATE_REGISTRATION = registrations.update().where(registrations.c.id == sa.bindparam("rid"))
 _DUE = sa.and_(
-    registrations.c.state.in_([RegistrationState.PENDING.value, RegistrationState.RETRYING.value]),
+    sa.or_(  # not IN (…): a literal list is an expanding parameter, which the fast path does not run
+        registrations.c.state == RegistrationState.PENDING.value,
+        registrations.c.state == RegistrationState.RETRYING.value,
+    ),
     registrations.c.next_attempt_at <= sa.bindparam("now", type_=UTCDateTime()),
     sa.or_(
         registrations.c.lease_until.is_(None),
@@ -555,12 +558,13 @@ class _PgStatement:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
         if "POSTCOMPILE" in compiled.string or compiled.escaped_bind_names:
             raise ValueError("the fast path runs statements without expanding or escaped parameters")
-        binds = [(name, bind.type.bind_processor(dialect)) for name, bind in compiled.binds.items()]
-        fixed = {name: bind.value for name, bind in compiled.binds.items() if not bind.required and name not in keys}
+        names = compiled.bind_names  # bind parameter → its name in the SQL text
+        binds = {name: bind.type.bind_processor(dialect) for bind, name in names.items()}  # one per name
+        fixed = {name: bind.value for bind, name in names.items() if not bind.required and name not in keys}
         columns = None
         if isinstance(statement, sa.Select) or statement.exported_columns:
             columns = [(c.key, c.type.result_processor(dialect, None)) for c in statement.exported_columns]
-        return cls(compiled.string, [(n, p) for n, p in binds if p is not None], columns, fixed)
+        return cls(compiled.string, [(n, p) for n, p in binds.items() if p is not None], columns, fixed)
 
 
 def _pg_placeholder(dialect: Any, name: str, type_: Any) -> str:

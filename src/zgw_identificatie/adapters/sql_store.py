@@ -580,10 +580,10 @@ def _pg_insert(dialect: Any, table: sa.Table, prefix: str, *, skip: Sequence[str
     return f"INSERT INTO {table.name} ({names}) VALUES ({placeholders})", binds  # noqa: S608 (our names only)
 
 
-# An update of a session: lock the row and read it as it was, update it, and write the outbox event its
-# change means — ``domain.events.event_values`` in SQL (a test holds the two to the same answers).
+# The CTEs of an update of a session: lock the row and read it as it was, update it, and write the outbox
+# event its change means — ``domain.events.event_values`` in SQL (a test holds the two to the same answers).
 _PG_UPDATE_SESSION = """\
-WITH old AS (SELECT id, state, reason, registration_state FROM sessions WHERE id = {sid} FOR UPDATE),
+old AS (SELECT id, state, reason, registration_state FROM sessions WHERE id = {sid} FOR UPDATE),
 changed AS (UPDATE sessions SET {assignments} FROM old WHERE sessions.id = old.id
   RETURNING old.state AS old_state, old.reason AS old_reason, old.registration_state AS old_registration_state),
 change AS (SELECT CASE
@@ -627,7 +627,7 @@ def _pg_session_change(dialect: Any, *, new: bool, event: bool, audit: bool) -> 
                     k: _pg_placeholder(dialect, k, string)
                     for k in ("sid", "state", "reason", "client_id", "owner_id", "flow")
                 },
-            )[len("WITH ") :]
+            )
         )
     if audit:
         insert, bound = _pg_insert(dialect, audit_events, "a_", skip=("id",))

@@ -26,10 +26,10 @@ class GatedStore(SqlSessionStore):
         self.seen_in_use = seen_in_use
         self.inserts = 0
 
-    def add(self, session: Any) -> None:
+    def add(self, session: Any, **kwargs: Any) -> None:
         self.inserts += 1
         assert self.seen_in_use.wait(10), "the other process never saw the key in use"
-        super().add(session)
+        super().add(session, **kwargs)
 
     def claim_idempotency_key(self, *args: Any, **kwargs: Any) -> Any:
         held = super().claim_idempotency_key(*args, **kwargs)

@@ -13,6 +13,8 @@ Database round trips are the store's main cost, so:
   once on a fresh connection (``_run``). A database that is really down raises ``OperationalError``,
   which the web layer turns into a calm 503;
 * the statements are built once (module level, bind parameters), so SQLAlchemy's compiled cache hits;
+  on PostgreSQL the single statements go further: compiled once and run on the psycopg connection
+  itself (``_pg``), and a change of a session with its outbox and audit events is one statement;
 * ``purge`` works in bounded batches, each its own short transaction, so any backlog shrinks.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import namedtuple
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -293,11 +296,6 @@ _INSERT_SESSION = sessions.insert()
 _UPDATE_SESSION = sessions.update().where(sessions.c.id == sa.bindparam("sid"))
 _LOCK_SESSION = sessions.select().where(sessions.c.id == sa.bindparam("sid")).with_for_update()
 _INSERT_EVENT = events.insert()
-_OLD_SESSION = sessions.select().where(sessions.c.id == sa.bindparam("sid")).with_for_update().subquery("old")
-# PostgreSQL: the FROM subquery reads the row before the UPDATE changes it (same snapshot), under the row lock.
-_PG_UPDATE_SESSION_RETURNING_OLD = (
-    sessions.update().where(sessions.c.id == _OLD_SESSION.c.id).returning(*_OLD_SESSION.c)
-)
 _DELETE_SESSION = sessions.delete().where(sessions.c.id == sa.bindparam("sid"))
 _DELETE_SESSION_FLOWS = login_flows.delete().where(login_flows.c.session_id == sa.bindparam("sid"))
 _LIST_FOR_OWNER = (
@@ -328,7 +326,10 @@ _REGISTRATION_FOR_SESSION = (
 )
 _UPDATE_REGISTRATION = registrations.update().where(registrations.c.id == sa.bindparam("rid"))
 _DUE = sa.and_(
-    registrations.c.state.in_([RegistrationState.PENDING.value, RegistrationState.RETRYING.value]),
+    sa.or_(  # not IN (…): a literal list is an expanding parameter, which the fast path does not run
+        registrations.c.state == RegistrationState.PENDING.value,
+        registrations.c.state == RegistrationState.RETRYING.value,
+    ),
     registrations.c.next_attempt_at <= sa.bindparam("now", type_=UTCDateTime()),
     sa.or_(
         registrations.c.lease_until.is_(None),
@@ -348,6 +349,24 @@ _CLAIM = (
     .returning(*registrations.c)
 )
 _INSERT_AUDIT = audit_events.insert()
+_INSERT_CONFIRMATION = code_confirmations.insert()
+_CONFIRMATION_FOR_SESSION = code_confirmations.select().where(code_confirmations.c.session_id == sa.bindparam("sid"))
+_UPDATE_CONFIRMATION = code_confirmations.update().where(code_confirmations.c.id == sa.bindparam("cid"))
+_FINISH_DELIVERY = (
+    event_deliveries.update()
+    .where(event_deliveries.c.id == sa.bindparam("did"))
+    .values(attempts=event_deliveries.c.attempts + 1)
+)
+_THE_KEY = sa.and_(
+    idempotency_keys.c.client_id == sa.bindparam("client"), idempotency_keys.c.key == sa.bindparam("held")
+)
+_DELETE_EXPIRED_KEY = idempotency_keys.delete().where(
+    _THE_KEY, idempotency_keys.c.expires_at <= sa.bindparam("now", type_=UTCDateTime())
+)
+_INSERT_KEY = idempotency_keys.insert()
+_GET_KEY = sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.session_id).where(_THE_KEY)
+_DELETE_KEY = idempotency_keys.delete().where(_THE_KEY)
+_SETTLE_KEY = idempotency_keys.update().where(_THE_KEY)
 
 
 def _lease_statements(table: sa.Table, due: Any, *order_by: Any, pick: Any = None) -> tuple[Any, Any]:
@@ -498,8 +517,157 @@ _DELETE_OLD_CONFIRMATIONS = code_confirmations.delete().where(
 )
 
 
+# --- PostgreSQL fast path ---------------------------------------------------------------------
+#
+# On PostgreSQL (psycopg 3) the store runs its single statements on the pooled psycopg connection itself:
+# each statement is compiled once (per store, on first use) to SQL text plus the SQLAlchemy types' own bind
+# and result processors (UTCDateTime, Boolean), and its row comes back as a tuple mapped by position. That
+# skips SQLAlchemy's execution context, its result metadata (psycopg builds a Column object per result
+# column whenever ``cursor.description`` is read) and the Connection's events: about half the CPU of a
+# statement. Every change of a session is one statement too (the session, its outbox event and an audit
+# event written by CTEs), so one round trip and atomic without BEGIN/COMMIT.
+
+
+class _PgStatement:
+    """One statement for the fast path: SQL text (pyformat), the bind parameters to convert, literal
+    parameters of the statement, and for a statement that returns rows a row class and result processors."""
+
+    __slots__ = ("binds", "fixed", "results", "row", "sql")
+
+    def __init__(
+        self,
+        sql: str,
+        binds: Sequence[tuple[str, Callable[[Any], Any]]],
+        columns: Sequence[tuple[str, Callable[[Any], Any] | None]] | None = None,
+        fixed: dict[str, Any] | None = None,
+    ) -> None:
+        self.sql = sql.encode()
+        self.binds = tuple(binds)
+        self.fixed = fixed or {}
+        self.row: Callable[[Sequence[Any]], Any] | None = None
+        self.results: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+        if columns is not None:
+            self.row = namedtuple("Row", [key for key, _ in columns])._make  # type: ignore[attr-defined]
+            self.results = tuple((i, proc) for i, (_, proc) in enumerate(columns) if proc is not None)
+
+    @classmethod
+    def compile(cls, statement: Any, dialect: Any, keys: Sequence[str] = ()) -> _PgStatement:
+        """A Core statement with bind parameters ``keys`` (for an INSERT or UPDATE: also the columns set)."""
+        if isinstance(statement, sa.Insert) and not statement.exported_columns:
+            statement = statement.inline()  # no RETURNING of the new primary key: nobody reads it
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        if "POSTCOMPILE" in compiled.string or compiled.escaped_bind_names:
+            raise ValueError("the fast path runs statements without expanding or escaped parameters")
+        names = compiled.bind_names  # bind parameter → its name in the SQL text
+        binds = {name: bind.type.bind_processor(dialect) for bind, name in names.items()}  # one per name
+        fixed = {name: bind.value for bind, name in names.items() if not bind.required and name not in keys}
+        columns = None
+        if isinstance(statement, sa.Select) or statement.exported_columns:
+            columns = [(c.key, c.type.result_processor(dialect, None)) for c in statement.exported_columns]
+        return cls(compiled.string, [(n, p) for n, p in binds.items() if p is not None], columns, fixed)
+
+
+def _pg_placeholder(dialect: Any, name: str, type_: Any) -> str:
+    return str(sa.bindparam(name, type_=type_).compile(dialect=dialect))  # e.g. "%(state)s::VARCHAR"
+
+
+def _pg_insert(dialect: Any, table: sa.Table, prefix: str, *, skip: Sequence[str] = ()) -> tuple[str, list[Any]]:
+    """``INSERT INTO table (…) VALUES (…)`` of every column but ``skip``, the parameters named ``prefix`` + column."""
+    columns = [c for c in table.c if c.key not in skip]
+    names = ", ".join(c.name for c in columns)
+    placeholders = ", ".join(_pg_placeholder(dialect, prefix + c.key, c.type) for c in columns)
+    binds = [(prefix + c.key, c.type.bind_processor(dialect)) for c in columns]
+    return f"INSERT INTO {table.name} ({names}) VALUES ({placeholders})", binds  # noqa: S608 (our names only)
+
+
+# The CTEs of an update of a session: lock the row and read it as it was, update it, and write the outbox
+# event its change means — ``domain.events.event_values`` in SQL (a test holds the two to the same answers).
+_PG_UPDATE_SESSION = """\
+old AS (SELECT id, state, reason, registration_state FROM sessions WHERE id = {sid} FOR UPDATE),
+changed AS (UPDATE sessions SET {assignments} FROM old WHERE sessions.id = old.id
+  RETURNING old.state AS old_state, old.reason AS old_reason, old.registration_state AS old_registration_state),
+change AS (SELECT CASE
+  WHEN old_state IS DISTINCT FROM {state} THEN 'session.' || {state}
+  WHEN {reason} = 'cancelled' AND old_reason IS DISTINCT FROM {reason} THEN 'session.cancelled'
+  WHEN {registration} IS NOT NULL AND old_registration_state IS DISTINCT FROM {registration}
+    THEN 'registration.' || {registration}
+  END AS type FROM changed),
+event AS (INSERT INTO events (session_id, client_id, owner_id, flow, type, state, detail, created_at, fanned_out)
+  SELECT {sid}, {client_id}, {owner_id}, {flow}, type, {state},
+    CASE WHEN left(type, 13) = 'registration.' THEN {registration} ELSE {reason} END, {created_at}, false
+  FROM change WHERE type IS NOT NULL)"""
+
+
+def _pg_session_change(dialect: Any, *, new: bool, event: bool, audit: bool) -> _PgStatement:
+    """The one statement that adds (``new``) or updates a session, with its outbox event and an audit event.
+
+    An add's event comes from Python (``e_*`` parameters; ``event`` False: none); an update's from the row
+    as it was and the new values (``_PG_UPDATE_SESSION``). The audit event's parameters are ``a_*``."""
+    ctes: list[str] = []
+    binds: list[Any] = []
+    if new:
+        insert, bound = _pg_insert(dialect, sessions, "")
+        ctes.append(f"new_session AS ({insert})")
+        binds += bound
+        if event:
+            insert, bound = _pg_insert(dialect, events, "e_", skip=("id",))
+            ctes.append(f"event AS ({insert})")
+            binds += bound
+    else:
+        changed = [c for c in sessions.c if c.key != "id"]
+        binds += [(c.key, c.type.bind_processor(dialect)) for c in changed]
+        binds.append(("e_created_at", UTCDateTime().bind_processor(dialect)))
+        string = sa.String()
+        ctes.append(
+            _PG_UPDATE_SESSION.format(
+                assignments=", ".join(f"{c.name} = {_pg_placeholder(dialect, c.key, c.type)}" for c in changed),
+                created_at=_pg_placeholder(dialect, "e_created_at", UTCDateTime()),
+                registration=_pg_placeholder(dialect, "registration_state", string),
+                **{
+                    k: _pg_placeholder(dialect, k, string)
+                    for k in ("sid", "state", "reason", "client_id", "owner_id", "flow")
+                },
+            )
+        )
+    if audit:
+        insert, bound = _pg_insert(dialect, audit_events, "a_", skip=("id",))
+        ctes.append(f"audit AS ({insert})")
+        binds += bound
+    return _PgStatement("WITH " + ", ".join(ctes) + " SELECT 1", [(n, f) for n, f in binds if f is not None])
+
+
+def _pg_with_audit(dialect: Any, statement: _PgStatement) -> _PgStatement:
+    """``statement`` (an INSERT or UPDATE without a WITH of its own) and an audit event in one statement."""
+    insert, bound = _pg_insert(dialect, audit_events, "a_", skip=("id",))
+    with_audit = _PgStatement(f"WITH audit AS ({insert}) " + statement.sql.decode(), [], fixed=statement.fixed)
+    with_audit.binds = statement.binds + tuple((n, f) for n, f in bound if f is not None)
+    with_audit.row, with_audit.results = statement.row, statement.results
+    return with_audit
+
+
+def _audit_params(event: AuditEvent, prefix: str = "") -> dict[str, Any]:
+    return {
+        prefix + "at": event.at,
+        prefix + "actor": event.actor,
+        prefix + "flow": event.flow,
+        prefix + "session_id": event.session_id,
+        prefix + "event": event.event,
+        prefix + "outcome": event.outcome,
+        prefix + "bsn_hash": event.bsn_hash,
+    }
+
+
 def _disconnected(exc: DBAPIError) -> bool:
     return bool(exc.connection_invalidated)
+
+
+def _reset_autocommit(dbapi: Any) -> bool:
+    """Back to the pool's default after a failed statement; False when the connection cannot be trusted."""
+    try:
+        dbapi.autocommit = False
+    except Exception:
+        return False
+    return True
 
 
 class SqlSessionStore:
@@ -516,6 +684,104 @@ class SqlSessionStore:
         self._engine = engine
         # The same pool; a connection checked out from this one commits every statement on its own.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._fast = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+        self._compiled: dict[Any, tuple[Any, Any]] = {}  # (id(statement), keys) → statement, _PgStatement
+
+    def _pg_statement(self, statement: Any, keys: Sequence[str]) -> _PgStatement | None:
+        """``statement`` compiled for the fast path, once; None when it needs SQLAlchemy (expanding parameters)."""
+        key = (id(statement), tuple(keys))
+        found = self._compiled.get(key)
+        if found is None or found[0] is not statement:
+            try:
+                compiled: _PgStatement | None = _PgStatement.compile(statement, self._engine.dialect, keys)
+            except ValueError:
+                compiled = None
+            found = self._compiled[key] = (statement, compiled)
+        return found[1]
+
+    def _pg_change(self, *, new: bool, event: bool, audit: bool) -> _PgStatement:
+        key = ("session change", new, event, audit)
+        found = self._compiled.get(key)
+        if found is None:
+            found = self._compiled[key] = (
+                key,
+                _pg_session_change(self._engine.dialect, new=new, event=event, audit=audit),
+            )
+        return found[1]
+
+    def _pg_audited(self, statement: Any, keys: Sequence[str]) -> _PgStatement:
+        key = ("audited", id(statement), tuple(keys))
+        found = self._compiled.get(key)
+        if found is None or found[0] is not statement:
+            plain = self._pg_statement(statement, keys)
+            assert plain is not None
+            found = self._compiled[key] = (statement, _pg_with_audit(self._engine.dialect, plain))
+        return found[1]
+
+    def _pg(self, statement: _PgStatement, params: dict[str, Any], *, retry: bool = False) -> Any:
+        """The fast path: one statement in autocommit on a pooled psycopg connection; the first row (a named
+        tuple) or None for a statement that returns rows, else the rowcount.
+
+        The same promises as ``_run``: no ping; a connection that died with a database restart invalidates
+        the pool, and a read (``retry``) is then repeated once on a fresh connection; errors are SQLAlchemy's
+        (``OperationalError`` → the calm 503, ``IntegrityError`` …)."""
+        values = {**statement.fixed, **params} if statement.fixed else dict(params)
+        try:
+            for name, process in statement.binds:
+                values[name] = process(values[name])
+        except Exception as exc:  # as SQLAlchemy reports a value its type refuses (a naive datetime)
+            raise sa.exc.StatementError(str(exc), statement.sql.decode(), params, exc) from exc
+        pool = self._engine.pool
+        dialect = self._engine.dialect
+        for attempt in (1, 2):
+            fairy: Any = None
+            dbapi: Any = None
+            try:
+                fairy = pool.connect()
+                dbapi = fairy.dbapi_connection
+                dbapi.autocommit = True
+                cursor = dbapi.execute(statement.sql, values, prepare=True)
+                if statement.row is None:
+                    result: Any = cursor.rowcount
+                else:
+                    row = cursor.fetchone()
+                    if row is None:
+                        result = None
+                    else:
+                        if statement.results:
+                            row = list(row)
+                            for i, process in statement.results:
+                                row[i] = process(row[i])
+                        result = statement.row(row)
+                cursor.close()
+                dbapi.autocommit = False
+                fairy.close()
+                return result
+            except dialect.loaded_dbapi.Error as exc:
+                disconnected = bool(dialect.is_disconnect(exc, dbapi, None))
+                if fairy is not None:
+                    if disconnected or dbapi is None or not _reset_autocommit(dbapi):
+                        pool._invalidate(fairy, exc)  # after a disconnect every pooled connection is suspect
+                    else:
+                        fairy.close()
+                error = DBAPIError.instance(
+                    statement.sql.decode(),
+                    params,
+                    exc,
+                    dialect.loaded_dbapi.Error,
+                    connection_invalidated=disconnected,
+                    dialect=dialect,
+                )
+                if attempt == 2 or not retry or not disconnected:
+                    raise error from exc
+            except BaseException:
+                if fairy is not None:
+                    if dbapi is not None and _reset_autocommit(dbapi):
+                        fairy.close()
+                    else:
+                        fairy.invalidate()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _run(self, work: Callable[[sa.Connection], T], *, transaction: bool = False, retry: bool = False) -> T:
         """Run ``work`` on a pooled connection: in autocommit (one statement, one round trip) or in one
@@ -541,6 +807,11 @@ class SqlSessionStore:
 
     def _one(self, statement: Any, params: dict[str, Any] | None = None, *, retry: bool = False) -> Any:
         """One statement in autocommit; returns the first row (or None), or the rowcount for DML."""
+        if self._fast:
+            params = params or {}
+            fast = self._pg_statement(statement, list(params))
+            if fast is not None:
+                return self._pg(fast, params, retry=retry)
 
         def work(conn: sa.Connection) -> Any:
             result = conn.execute(statement, params or {})
@@ -608,18 +879,24 @@ class SqlSessionStore:
             client_id=r.client_id,
         )
 
-    def add(self, session: IdentificationSession) -> None:
+    def add(self, session: IdentificationSession, *, audit: AuditEvent | None = None) -> None:
+        """The session, its 'created' event and ``audit`` (if any), atomically: on PostgreSQL in one statement."""
         row = self._session_row(session)
         event = event_values(None, session)
-        if self._engine.dialect.name == "postgresql" and event is not None:
-            # One statement, so one round trip, and atomic: the session and its 'created' event.
-            new = sessions.insert().values(**row).cte("new_session")
-            self._one(events.insert().values(**event, created_at=datetime.now(UTC), fanned_out=False).add_cte(new))
+        if self._fast:
+            params = {**row, **{"e_" + k: v for k, v in (event or {}).items()}}
+            if event is not None:
+                params.update(e_created_at=datetime.now(UTC), e_fanned_out=False)
+            if audit is not None:
+                params.update(_audit_params(audit, "a_"))
+            self._pg(self._pg_change(new=True, event=event is not None, audit=audit is not None), params)
             return
 
         def work(conn: sa.Connection) -> None:
             conn.execute(_INSERT_SESSION, row)
             self._record_event(conn, None, session)
+            if audit is not None:
+                conn.execute(_INSERT_AUDIT, _audit_params(audit))
 
         self._run(work, transaction=True)
 
@@ -632,19 +909,26 @@ class SqlSessionStore:
         row = self._one(_GET_SESSION, {"sid": session_id}, retry=True)
         return self._session(row) if row else None
 
-    def update(self, session: IdentificationSession) -> None:
+    def update(self, session: IdentificationSession, *, audit: AuditEvent | None = None) -> None:
+        """The new version of the session, with the outbox event its change means and ``audit`` (if any),
+        atomically; the row lock orders concurrent changes of one session, so its events are in the order
+        they happened. On PostgreSQL one statement: lock, read the row as it was, update, write the events."""
         row = self._session_row(session)
         row["sid"] = row.pop("id")
+        if self._fast:
+            row["e_created_at"] = datetime.now(UTC)
+            if audit is not None:
+                row.update(_audit_params(audit, "a_"))
+            self._pg(self._pg_change(new=False, event=True, audit=audit is not None), row)
+            return
 
         def work(conn: sa.Connection) -> None:
-            # The row lock orders concurrent changes of one session, so its events are in the order they happened.
-            if conn.dialect.name == "postgresql":  # lock, update and read the row as it was in one statement
-                before = conn.execute(_PG_UPDATE_SESSION_RETURNING_OLD, row).first()
-            else:
-                before = conn.execute(_LOCK_SESSION, {"sid": session.id}).first()
-                conn.execute(_UPDATE_SESSION, row)
+            before = conn.execute(_LOCK_SESSION, {"sid": session.id}).first()
+            conn.execute(_UPDATE_SESSION, row)
             if before is not None:
                 self._record_event(conn, self._session(before), session)
+            if audit is not None:
+                conn.execute(_INSERT_AUDIT, _audit_params(audit))
 
         self._run(work, transaction=True)
 
@@ -688,43 +972,36 @@ class SqlSessionStore:
         self, client_id: str, key: str, fingerprint: str, *, now: datetime, expires_at: datetime
     ) -> tuple[str, str | None] | None:
         """None: the caller owns the key now and creates the session. Otherwise (fingerprint, session id or
-        None while the first request is still creating it) of the earlier request with this key."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                idempotency_keys.delete().where(
-                    idempotency_keys.c.client_id == client_id,
-                    idempotency_keys.c.key == key,
-                    idempotency_keys.c.expires_at <= now,
-                )
-            )
+        None while the first request is still creating it) of the earlier request with this key.
+
+        Each statement in autocommit (one round trip each): an expired claim goes, then the INSERT decides
+        who holds the key (the primary key: of two concurrent requests one gets an IntegrityError)."""
+        self._one(_DELETE_EXPIRED_KEY, {"client": client_id, "held": key, "now": now})
         try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    idempotency_keys.insert().values(
-                        client_id=client_id, key=key, fingerprint=fingerprint, created_at=now, expires_at=expires_at
-                    )
-                )
+            self._one(
+                _INSERT_KEY,
+                {
+                    "client_id": client_id,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "created_at": now,
+                    "expires_at": expires_at,
+                },
+            )
             return None
         except IntegrityError:
             pass
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.session_id).where(
-                    idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
-                )
-            ).first()
+        row = self._one(_GET_KEY, {"client": client_id, "held": key}, retry=True)
         return (row.fingerprint, row.session_id) if row else ("", None)
 
     def settle_idempotency_key(self, client_id: str, key: str, session_id: str | None, expires_at: datetime) -> None:
         """Record the session made for a claimed key; None releases the claim (the create failed)."""
-        where = sa.and_(idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key)
-        with self.engine.begin() as conn:
-            if session_id is None:
-                conn.execute(idempotency_keys.delete().where(where))
-            else:
-                conn.execute(
-                    idempotency_keys.update().where(where).values(session_id=session_id, expires_at=expires_at)
-                )
+        if session_id is None:
+            self._one(_DELETE_KEY, {"client": client_id, "held": key})
+        else:
+            self._one(
+                _SETTLE_KEY, {"client": client_id, "held": key, "session_id": session_id, "expires_at": expires_at}
+            )
 
     # --- events (outbox) -----------------------------------------------------------------------
 
@@ -797,19 +1074,17 @@ class SqlSessionStore:
     ) -> None:
         """Delivered (ok), or failed: retried at ``retry_at``, or given up when that is None."""
         state = "done" if ok else "pending" if retry_at is not None else "failed"
-        with self.engine.begin() as conn:
-            conn.execute(
-                event_deliveries.update()
-                .where(event_deliveries.c.id == delivery_id)
-                .values(
-                    state=state,
-                    attempts=event_deliveries.c.attempts + 1,
-                    next_attempt_at=retry_at or now,
-                    lease_until=None,
-                    last_error=None if ok else (error or "")[:1000],
-                    finished_at=None if state == "pending" else now,
-                )
-            )
+        self._one(
+            _FINISH_DELIVERY,
+            {
+                "did": delivery_id,
+                "state": state,
+                "next_attempt_at": retry_at or now,
+                "lease_until": None,
+                "last_error": None if ok else (error or "")[:1000],
+                "finished_at": None if state == "pending" else now,
+            },
+        )
 
     def delivery_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -831,18 +1106,27 @@ class SqlSessionStore:
 
     # --- login flows and one-time ids ------------------------------------------------------
 
-    def add_login_flow(self, flow: LoginFlow) -> None:
-        self._one(
-            _INSERT_FLOW,
-            {
-                "id": flow.id,
-                "session_id": flow.session_id,
-                "request_id": flow.request_id,
-                "relay_state": flow.relay_state,
-                "created_at": flow.created_at,
-                "expires_at": flow.expires_at,
-            },
-        )
+    def add_login_flow(self, flow: LoginFlow, *, audit: AuditEvent | None = None) -> None:
+        """The flow and ``audit`` (if any), atomically: on PostgreSQL in one statement."""
+        params = {
+            "id": flow.id,
+            "session_id": flow.session_id,
+            "request_id": flow.request_id,
+            "relay_state": flow.relay_state,
+            "created_at": flow.created_at,
+            "expires_at": flow.expires_at,
+        }
+        if audit is None:
+            self._one(_INSERT_FLOW, params)
+        elif self._fast:
+            self._pg(self._pg_audited(_INSERT_FLOW, list(params)), {**params, **_audit_params(audit, "a_")})
+        else:
+
+            def work(conn: sa.Connection) -> None:
+                conn.execute(_INSERT_FLOW, params)
+                conn.execute(_INSERT_AUDIT, _audit_params(audit))
+
+            self._run(work, transaction=True)
 
     def take_login_flow(self, flow_id: str, now: datetime) -> LoginFlow | None:
         """Single use (R12): one conditional UPDATE … RETURNING, so two takers cannot both win."""
@@ -1030,8 +1314,7 @@ class SqlSessionStore:
 
     def add_confirmation(self, confirmation: CodeConfirmation) -> CodeConfirmation:
         try:
-            with self.engine.begin() as conn:
-                conn.execute(code_confirmations.insert().values(**self._confirmation_row(confirmation)))
+            self._one(_INSERT_CONFIRMATION, self._confirmation_row(confirmation))
             return confirmation
         except IntegrityError:  # a concurrent request confirmed first: that one counts
             found = self.confirmation_for_session(confirmation.session_id)
@@ -1040,16 +1323,14 @@ class SqlSessionStore:
             return found
 
     def confirmation_for_session(self, session_id: str) -> CodeConfirmation | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(code_confirmations.select().where(code_confirmations.c.session_id == session_id)).first()
+        row = self._one(_CONFIRMATION_FOR_SESSION, {"sid": session_id}, retry=True)
         return self._confirmation(row) if row else None
 
     def update_confirmation(self, confirmation: CodeConfirmation) -> None:
         row = self._confirmation_row(confirmation)
-        row.pop("id")
+        row["cid"] = row.pop("id")
         row["lease_until"] = None
-        with self.engine.begin() as conn:
-            conn.execute(code_confirmations.update().where(code_confirmations.c.id == confirmation.id).values(**row))
+        self._one(_UPDATE_CONFIRMATION, row)
 
     def claim_due_confirmations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[CodeConfirmation]:
         return [
@@ -1060,18 +1341,7 @@ class SqlSessionStore:
     # --- audit -----------------------------------------------------------------------------
 
     def add_audit(self, event: AuditEvent) -> None:
-        self._one(
-            _INSERT_AUDIT,
-            {
-                "at": event.at,
-                "actor": event.actor,
-                "flow": event.flow,
-                "session_id": event.session_id,
-                "event": event.event,
-                "outcome": event.outcome,
-                "bsn_hash": event.bsn_hash,
-            },
-        )
+        self._one(_INSERT_AUDIT, _audit_params(event))
 
     def list_audit(self, *, session_id: str | None = None, limit: int = 100) -> Sequence[AuditEvent]:
         query = audit_events.select().order_by(audit_events.c.id.desc()).limit(limit)

@@ -52,6 +52,39 @@ def new_session(
     )
 
 
+def audit_event(
+    clock: Clock,
+    session: IdentificationSession,
+    *,
+    actor: str,
+    event: str,
+    outcome: str = "ok",
+    bsn_digest: str | None = None,
+) -> AuditEvent:
+    """An audit event about ``session``, for a store write that records it with the change it is about
+    (``store.add/update/add_login_flow(…, audit=…)``: atomic, and one round trip); ``logged`` after the write."""
+    return AuditEvent(
+        at=clock.now(),
+        actor=actor,
+        flow=session.flow.value,
+        session_id=session.id,
+        event=event,
+        outcome=outcome,
+        bsn_hash=bsn_digest,
+    )
+
+
+def logged(event: AuditEvent) -> None:
+    log.info(
+        "audit %s %s flow=%s session=%s actor=%s",
+        event.event,
+        event.outcome,
+        event.flow,
+        event.session_id[:8],
+        event.actor,
+    )
+
+
 def audit(
     store: SessionStore,
     clock: Clock,
@@ -62,18 +95,26 @@ def audit(
     outcome: str = "ok",
     bsn_digest: str | None = None,
 ) -> None:
-    store.add_audit(
-        AuditEvent(
-            at=clock.now(),
-            actor=actor,
-            flow=session.flow.value,
-            session_id=session.id,
-            event=event,
-            outcome=outcome,
-            bsn_hash=bsn_digest,
-        )
-    )
-    log.info("audit %s %s flow=%s session=%s actor=%s", event, outcome, session.flow.value, session.id[:8], actor)
+    """An audit event on its own (no change of the session goes with it)."""
+    recorded = audit_event(clock, session, actor=actor, event=event, outcome=outcome, bsn_digest=bsn_digest)
+    store.add_audit(recorded)
+    logged(recorded)
+
+
+def update_audited(
+    store: SessionStore,
+    clock: Clock,
+    session: IdentificationSession,
+    *,
+    actor: str,
+    event: str,
+    outcome: str = "ok",
+    bsn_digest: str | None = None,
+) -> None:
+    """Store the new version of ``session`` and the audit event about it together."""
+    recorded = audit_event(clock, session, actor=actor, event=event, outcome=outcome, bsn_digest=bsn_digest)
+    store.update(session, audit=recorded)
+    logged(recorded)
 
 
 def load_for_citizen(session_id: str, *, store: SessionStore, clock: Clock) -> IdentificationSession:
@@ -89,8 +130,7 @@ def open_link(session_id: str, *, store: SessionStore, clock: Clock) -> Identifi
     session = load_for_citizen(session_id, store=store, clock=clock)
     opened = session.opened(clock.now())
     if opened is not session:
-        store.update(opened)
-        audit(store, clock, opened, actor="citizen", event="link-opened")
+        update_audited(store, clock, opened, actor="citizen", event="link-opened")
     return opened
 
 
@@ -123,11 +163,12 @@ def audit_hash(settings: Settings, identity: DigidIdentity) -> str:
 
 def create(session: IdentificationSession, *, store: SessionStore, clock: Clock) -> IdentificationSession:
     """Store a new session and record who started it."""
-    store.add(session)
     from .. import metrics
 
+    recorded = audit_event(clock, session, actor=session.owner_id, event="session-created")
+    store.add(session, audit=recorded)
+    logged(recorded)
     metrics.IDENTIFICATIONS.labels(session.flow.value, "started").inc()
-    audit(store, clock, session, actor=session.owner_id, event="session-created")
     return session
 
 
@@ -146,8 +187,7 @@ def accept_login(
 
     check_level(session, identity)
     done = session.authenticated(clock.now(), level=identity.level, **changes)
-    store.update(done)
-    audit(
+    update_audited(
         store,
         clock,
         done,

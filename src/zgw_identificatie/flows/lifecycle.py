@@ -25,8 +25,7 @@ def finish(session_id: str, *, owner_id: str, store: SessionStore, clock: Clock,
         mutual.complete(session.id, owner_id=owner_id, store=store, clock=clock, settings=settings)
         return "completed"
     if session.state is SessionState.AUTHENTICATED:
-        store.update(session.completed(clock.now()))
-        common.audit(store, clock, session, actor=owner_id, event="completed")
+        common.update_audited(store, clock, session.completed(clock.now()), actor=owner_id, event="completed")
         return "completed"
     return withdraw(session, owner_id=owner_id, store=store, clock=clock)
 
@@ -35,8 +34,7 @@ def withdraw(session: IdentificationSession, *, owner_id: str, store: SessionSto
     """Kill the link of a session that has no successful login (InvalidTransition otherwise)."""
     if session.state is SessionState.WITHDRAWN:
         return "withdrawn"
-    store.update(session.withdrawn(clock.now()))
-    common.audit(store, clock, session, actor=owner_id, event="withdrawn")
+    common.update_audited(store, clock, session.withdrawn(clock.now()), actor=owner_id, event="withdrawn")
     return "withdrawn"
 
 

@@ -55,5 +55,12 @@ def complete(session_id: str, *, owner_id: str, store: SessionStore, clock: Cloc
     if session.state is SessionState.COMPLETED:
         return
     digest = bsn_hash(settings.audit_hash_key.encode(), session.bsn) if session.bsn is not None else None
-    store.update(session.completed(clock.now()))
-    common.audit(store, clock, session, actor=owner_id, event="erased", outcome="completed", bsn_digest=digest)
+    common.update_audited(
+        store,
+        clock,
+        session.completed(clock.now()),
+        actor=owner_id,
+        event="erased",
+        outcome="completed",
+        bsn_digest=digest,
+    )

@@ -63,8 +63,9 @@ def register(
 
     if session.flow is Flow.KNOWN_CITIZEN and session.code_match is False:
         skipped = session.with_registration(RegistrationState.SKIPPED, error=SKIPPED_MISMATCH)
-        store.update(skipped)
-        common.audit(store, clock, skipped, actor="service", event="registration-skipped", outcome="code-mismatch")
+        common.update_audited(
+            store, clock, skipped, actor="service", event="registration-skipped", outcome="code-mismatch"
+        )
         return skipped
     start_registration(
         session,

@@ -11,38 +11,55 @@ import sqlalchemy as sa
 class RoundTrips:
     """Counts what goes over the wire: every statement; the BEGIN psycopg sends before the first
     statement of a transaction; a COMMIT or ROLLBACK (including the pool's reset on return) only when
-    a transaction is open; and any ping. ``statements`` lists them in order, for a failure message."""
+    a transaction is open; and any ping. ``statements`` lists them in order, for a failure message.
+
+    Statements are counted at the psycopg cursor (every connection checked out of the engine's pool gets a
+    counting cursor class), so statements the store runs on the DBAPI connection itself count as well as
+    those SQLAlchemy runs."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.statements: list[str] = []
         idle = psycopg.pq.TransactionStatus.IDLE
+        statements = self.statements
 
-        def on_statement(conn: sa.Connection, cursor: Any, statement: str, *args: Any) -> None:
-            dbapi: Any = conn.connection.dbapi_connection
-            if not dbapi.autocommit and dbapi.info.transaction_status == idle:
-                self.statements.append("BEGIN")
-            self.statements.append(statement.split("\n")[0][:70])
+        def seen(conn: psycopg.Connection[Any], query: Any) -> None:
+            if not conn.autocommit and conn.info.transaction_status == idle:
+                statements.append("BEGIN")
+            text = query.decode() if isinstance(query, bytes) else str(query)
+            statements.append(text.split("\n")[0][:70])
+
+        class CountingCursor(psycopg.Cursor[Any]):
+            def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                seen(self.connection, query)
+                return super().execute(query, *args, **kwargs)
+
+            def executemany(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                seen(self.connection, query)  # one pipeline: one round trip
+                return super().executemany(query, *args, **kwargs)
+
+        def on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+            dbapi_conn.cursor_factory = CountingCursor
 
         def on_end(name: str) -> Any:
             def listener(conn: sa.Connection) -> None:
                 dbapi: Any = conn.connection.dbapi_connection
                 if dbapi.info.transaction_status != idle:
-                    self.statements.append(name)
+                    statements.append(name)
 
             return listener
 
         def on_reset(dbapi_conn: Any, record: Any, reset_state: Any) -> None:
             if dbapi_conn.info.transaction_status != idle:
-                self.statements.append("ROLLBACK (reset)")
+                statements.append("ROLLBACK (reset)")
 
-        sa.event.listen(engine, "before_cursor_execute", on_statement)
+        sa.event.listen(engine.pool, "checkout", on_checkout)
         sa.event.listen(engine, "commit", on_end("COMMIT"))
         sa.event.listen(engine, "rollback", on_end("ROLLBACK"))
         sa.event.listen(engine.pool, "reset", on_reset)
         ping = engine.dialect.do_ping
 
         def counted_ping(dbapi_conn: Any) -> bool:
-            self.statements.append("PING")
+            statements.append("PING")
             return ping(dbapi_conn)
 
         engine.dialect.do_ping = counted_ping  # type: ignore[method-assign,assignment]

@@ -82,17 +82,21 @@ class InMemorySessionStore:
             elif (client_id, key) in self.idempotency:
                 self.idempotency[(client_id, key)] = (self.idempotency[(client_id, key)][0], session_id, expires_at)
 
-    def add(self, session: IdentificationSession) -> None:
+    def add(self, session: IdentificationSession, *, audit: AuditEvent | None = None) -> None:
         self.sessions[session.id] = session
         self._record_event(None, session)
+        if audit is not None:
+            self.audit.append(audit)
 
     def get(self, session_id: str) -> IdentificationSession | None:
         return self.sessions.get(session_id)
 
-    def update(self, session: IdentificationSession) -> None:
+    def update(self, session: IdentificationSession, *, audit: AuditEvent | None = None) -> None:
         if session.id in self.sessions:
             self._record_event(self.sessions[session.id], session)
             self.sessions[session.id] = session
+        if audit is not None:
+            self.audit.append(audit)
 
     def delete(self, session_id: str) -> bool:
         self.flows = {k: v for k, v in self.flows.items() if v[0].session_id != session_id}
@@ -102,8 +106,10 @@ class InMemorySessionStore:
         own = [s for s in self.sessions.values() if s.owner_id == owner_id]
         return sorted(own, key=lambda s: s.created_at, reverse=True)[:limit]
 
-    def add_login_flow(self, flow: LoginFlow) -> None:
+    def add_login_flow(self, flow: LoginFlow, *, audit: AuditEvent | None = None) -> None:
         self.flows[flow.id] = (flow, False)
+        if audit is not None:
+            self.audit.append(audit)
 
     def take_login_flow(self, flow_id: str, now: datetime) -> LoginFlow | None:
         with self._lock:

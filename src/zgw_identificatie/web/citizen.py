@@ -145,8 +145,9 @@ def to_digid(session_id: str) -> Response | tuple[str, int]:
         created_at=now,
         expires_at=now + timedelta(minutes=LOGIN_FLOW_MINUTES),
     )
-    svc.store.add_login_flow(flow)
-    common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login-started")
+    started = common.audit_event(svc.clock, ident, actor="citizen", event="digid-login-started")
+    svc.store.add_login_flow(flow, audit=started)
+    common.logged(started)
     resp = make_response(render_template("citizen/to_digid.html", login=login_request))
     resp.headers["Cache-Control"] = "no-store"  # a signed AuthnRequest is used once; the back button asks again
     resp.set_cookie(

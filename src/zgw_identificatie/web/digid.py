@@ -63,8 +63,14 @@ def _expired_during_login(session_id: str) -> Response:
     svc = services()
     ident = svc.store.get(session_id)
     if ident is not None and ident.state in (SessionState.CREATED, SessionState.OPENED):
-        svc.store.update(ident.failed(SessionReason.EXPIRED_DURING_LOGIN, svc.clock.now()))
-        common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login", outcome="expired")
+        common.update_audited(
+            svc.store,
+            svc.clock,
+            ident.failed(SessionReason.EXPIRED_DURING_LOGIN, svc.clock.now()),
+            actor="citizen",
+            event="digid-login",
+            outcome="expired",
+        )
     log.info("digid login returned after the link expired")
     session.clear()
     resp = make_response(link_problem(SessionAlreadyUsed("failed", SessionReason.EXPIRED_DURING_LOGIN.value))[0], 410)
@@ -101,10 +107,11 @@ def acs() -> Response:
             ident, identity, store=svc.store, clock=svc.clock, settings=svc.settings
         )
     except DigidCancelled:
-        svc.store.update(ident.cancelled())
+        common.update_audited(
+            svc.store, svc.clock, ident.cancelled(), actor="citizen", event="digid-login", outcome="cancelled"
+        )
         metrics.DIGID_LOGINS.labels("cancelled", "cancelled").inc()
         metrics.IDENTIFICATIONS.labels(ident.flow.value, "cancelled").inc()
-        common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login", outcome="cancelled")
         session["digid_cancelled"] = ident.id
         resp = redirect(url_for("citizen.start", session_id=ident.id), code=303)
         resp.delete_cookie(LOGIN_COOKIE, path="/digid/")
@@ -112,8 +119,14 @@ def acs() -> Response:
     except (DigidFailed, LevelTooLow) as exc:
         too_low = isinstance(exc, LevelTooLow) or getattr(exc, "level_too_low", False)
         why = SessionReason.LEVEL_TOO_LOW if too_low else SessionReason.DIGID_ERROR
-        svc.store.update(ident.failed(why, svc.clock.now()))
-        common.audit(svc.store, svc.clock, ident, actor="citizen", event="digid-login", outcome="failed")
+        common.update_audited(
+            svc.store,
+            svc.clock,
+            ident.failed(why, svc.clock.now()),
+            actor="citizen",
+            event="digid-login",
+            outcome="failed",
+        )
         metrics.IDENTIFICATIONS.labels(ident.flow.value, "level_too_low" if too_low else "failed").inc()
         return _failure(getattr(exc, "reason", exc.code), required=ident.min_level if too_low else None)
     metrics.DIGID_LOGINS.labels("success", "ok").inc()

@@ -198,6 +198,49 @@ def round_trips_per_identification(tmp: Path, database_url: str) -> tuple[int, l
     return len(service), service
 
 
+def cpu_per_request(tmp: Path, database_url: str, n: int) -> tuple[list[tuple[str, float]], float]:
+    """Where one §2.2 identification's CPU goes: in this process (Flask test client, PostgreSQL, the DigiD
+    simulator in-process), the CPU time of the thread that handles each request, per route, median of
+    ``n`` identifications. The simulator's own pages and its artifact resolution (which runs in another
+    thread, so it is not charged to our ACS) are DigiD's work and are listed apart. No gunicorn here: add
+    about hello world's CPU per request for the server around it."""
+    import benchmark
+
+    from zgw_identificatie.app import services_of
+
+    app = benchmark.build_app(tmp, database_url=database_url)
+    web = benchmark.Web(app)
+    inner = app.wsgi_app
+    spent: dict[str, list[float]] = {}
+
+    def route(environ: dict[str, Any]) -> str:
+        path = re.sub(r"/sessions/[^/]+", "/sessions/{id}", re.sub(r"^/i/[^/]+", "/i/{id}", environ["PATH_INFO"]))
+        return f"{environ['REQUEST_METHOD']} {path}"
+
+    def timed(environ: dict[str, Any], start_response: Any) -> Any:
+        t0 = time.thread_time()
+        out = inner(environ, start_response)
+        body = b"".join(out)
+        getattr(out, "close", lambda: None)()
+        spent.setdefault(route(environ), []).append(time.thread_time() - t0)
+        return [body]
+
+    app.wsgi_app = timed
+    for _ in range(10):  # warm-up: imports, caches, connections
+        web.round_trip("known-citizen")
+    spent.clear()
+    for _ in range(n):
+        sid = web.round_trip("known-citizen")
+        web.api.get(f"/api/v1/sessions/{sid}", headers=web.auth)  # the behandelaar's side asks for the result
+    services_of(app).store.engine.dispose()  # type: ignore[attr-defined]
+    rows = sorted(
+        ((name, statistics.median(times) * 1000 * len(times) / n) for name, times in spent.items()),
+        key=lambda row: -row[1],
+    )
+    ours = sum(ms for name, ms in rows if " /demo/" not in name)
+    return rows, ours
+
+
 def insert_sessions(engine: Any, n: int, *, owner: str, start: int, expires: datetime, bsn_enc: bytes) -> None:
     import sqlalchemy as sa
 
@@ -525,8 +568,9 @@ def main(argv: list[str] | None = None) -> int:
             if re.search(r'"(GET|POST) /', line) and "/health/" not in line
         ]
 
-        # In this process: round trips, overview, purge, --help.
+        # In this process: round trips, CPU per request, overview, purge, --help.
         trips, statements = round_trips_per_identification(workdir / "rt", urls[1])
+        steps, steps_ours = cpu_per_request(workdir / "steps", urls[1], 30 if args.quick else 100)
         purge_store = SqlSessionStore(make_engine(urls[2]), DataCipher([generate_key()]))
         migrate(purge_store.engine)
         now = datetime.now(UTC)
@@ -615,6 +659,13 @@ def main(argv: list[str] | None = None) -> int:
     for row in fig.rows:
         print("| " + " | ".join(row) + " |")
     print(f"\nround trips of one identification: {', '.join(statements)}")
+    print(
+        "\nCPU per request of one §2.2 identification, in process (thread CPU, medians; no gunicorn;"
+        " /demo/ is the DigiD simulator, not ours):"
+    )
+    for name, ms in steps:
+        print(f"  {ms:6.2f} ms  {name}")
+    print(f"  {steps_ours:6.2f} ms  the service's own requests together")
     print(f"wall {time.perf_counter() - wall:.0f} s; uptime: {uptime()}")
     print("Figures only; targets are not enforced.")
     return 0

@@ -88,13 +88,14 @@ class Web:
         self.acs_ms: list[float] = []
 
     def create(self, flow: str = "new-citizen") -> str:
-        resp = self.api.post("/api/v1/sessions", json={"flow": flow}, headers=self.auth)
+        body = {"flow": flow, "bsn": BSN} if flow == "known-citizen" else {"flow": flow}
+        resp = self.api.post("/api/v1/sessions", json=body, headers=self.auth)
         assert resp.status_code == 201, resp.status_code
         return str(resp.get_json()["id"])
 
-    def round_trip(self) -> None:
+    def round_trip(self, flow: str = "new-citizen") -> str:
         """Start page → signed AuthnRequest → simulator → artifact → ACS (resolve + verify) → result page."""
-        sid = self.create()
+        sid = self.create(flow)
         client = self.app.test_client()
         start = client.get(f"/i/{sid}")
         token = _CSRF.search(start.text)
@@ -116,6 +117,7 @@ class Web:
         while resp.status_code in (302, 303):
             resp = client.get(path_of(resp.location))
         assert resp.status_code == 200, resp.status_code
+        return sid
 
 
 def proof_data(session_id: str = "bench-session") -> Any:

@@ -139,22 +139,66 @@ def init_app(app: Flask, svc: Services) -> None:
         if request.method == "POST" and not request.path.startswith(("/api/", "/demo/", "/sandbox/")):
             check_csrf()
 
+    # The headers every answer gets, built once: (name, value) for pages that may not be framed, for the
+    # framable staff panel, and without Cache-Control for static files.
+    common = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ]
+    hsts = [("Strict-Transport-Security", "max-age=31536000; includeSubDomains")]
+    no_store = [("Cache-Control", "no-store")]
+    fixed = {  # (framable, static, https) -> headers
+        (framable, static, https): [
+            ("Content-Security-Policy", staff_csp if framable else csp),
+            *([] if framable else [("X-Frame-Options", "DENY")]),  # no list of origins: CSP says it for the panel
+            *common,
+            *(hsts if https else []),
+            *([] if static else no_store),
+        ]
+        for framable in (False, True)
+        for static in (False, True)
+        for https in (False, True)
+    }
+
     @app.after_request
     def _headers(resp: Response) -> Response:
-        framable = bool(frame_origins) and request.path.startswith("/staff/")
-        resp.headers.setdefault("Content-Security-Policy", staff_csp if framable else csp)
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        if not framable:  # X-Frame-Options knows no list of origins; CSP frame-ancestors says it for the panel
-            resp.headers["X-Frame-Options"] = "DENY"
-        resp.headers["Referrer-Policy"] = "no-referrer"
-        resp.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-        resp.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-        if svc.settings.base_url.startswith("https://"):
-            resp.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-        if not request.path.startswith("/static/"):
-            resp.headers["Cache-Control"] = "no-store"
-        resp.headers["X-Request-Id"] = g.get("request_id", "")
+        path = request.path
+        headers = resp.headers
+        wanted = fixed[
+            (
+                bool(frame_origins) and path.startswith("/staff/"),
+                path.startswith("/static/"),
+                svc.settings.base_url.startswith("https://"),
+            )
+        ]
+        present = {name.lower() for name, _value in headers.items()}
+        if not present.intersection(_LOWER_NAMES):  # the usual case: append them all at once
+            headers.extend(wanted)
+        else:
+            for name, value in wanted:
+                if name == "Content-Security-Policy":
+                    headers.setdefault(name, value)  # a view's own policy stands
+                else:
+                    headers[name] = value
+        headers["X-Request-Id"] = g.get("request_id", "")
         return resp
+
+
+_LOWER_NAMES = frozenset(
+    name.lower()
+    for name in (
+        "Content-Security-Policy",
+        "X-Frame-Options",
+        "X-Content-Type-Options",
+        "Referrer-Policy",
+        "Permissions-Policy",
+        "Cross-Origin-Opener-Policy",
+        "Strict-Transport-Security",
+        "Cache-Control",
+    )
+)
 
 
 def _origin(url: str) -> str:

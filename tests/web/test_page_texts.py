@@ -377,7 +377,10 @@ def test_the_favicon_is_served_and_follows_the_setting(tmp_path):
     app = demo_app(tmp_path)
     resp = app.test_client().get("/favicon.ico")
     assert resp.status_code == 200 and resp.mimetype == "image/vnd.microsoft.icon" and resp.data[:4] == b"\0\0\1\0"
-    page = app.test_client().get("/staff/login").text
+    assert "max-age=86400" in resp.headers["Cache-Control"]  # browsers ask for it on every page: let them keep it
+    login = app.test_client().get("/staff/login")
+    assert login.headers["Cache-Control"] == "no-store"  # pages are never kept
+    page = login.text
     assert '<link rel="icon" href="/static/favicon.svg"' in page
     svg = app.test_client().get("/static/favicon.svg")
     svg.close()

@@ -178,8 +178,8 @@ def init_app(app: Flask, svc: Services) -> None:
             headers.extend(wanted)
         else:
             for name, value in wanted:
-                if name == "Content-Security-Policy":
-                    headers.setdefault(name, value)  # a view's own policy stands
+                if name in ("Content-Security-Policy", "Cache-Control"):
+                    headers.setdefault(name, value)  # a view's own policy stands (the favicon may be cached)
                 else:
                     headers[name] = value
         headers["X-Request-Id"] = g.get("request_id", "")

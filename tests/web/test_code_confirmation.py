@@ -109,9 +109,12 @@ def test_code_klopt_on_the_staff_page_sets_one_status_naming_the_behandelaar(wor
     sid = world.identified(staff)
     page = staff.client.get(f"/staff/sessions/{sid}").text
     assert "Code klopt niet" in page and 'value="klopt"' in page
+    assert "Vraag de inwoner de code voor te lezen." in page
     assert confirm_on_page(staff, sid, "klopt").status_code == 303
     page = staff.client.get(f"/staff/sessions/{sid}").text
     assert "Uw oordeel: de code klopt." in page and "Wordt in de zaak vastgelegd." in page
+    assert "Vraag de inwoner de code voor te lezen." not in page  # asked and answered: the next step is Voltooien
+    assert "Klik op Voltooien als u klaar bent." in page
     assert 'value="klopt"' not in page  # answered: no buttons any more
     assert world.statussen("Identiteit vastgesteld") == []  # the worker sets it, not the request
 
@@ -134,6 +137,16 @@ def test_code_klopt_on_the_staff_page_sets_one_status_naming_the_behandelaar(wor
     assert ("code-confirmed", "code-klopt", "local:sanne") in events
     assert ("code-confirmation-on-zaak", "code-klopt", "worker") in events
     assert sum(1 for e in events if e[0] == "code-confirmed") == 1
+
+
+def test_code_klopt_niet_tells_the_behandelaar_not_to_go_on(world: World) -> None:
+    staff = Staff.login(world.app)
+    sid = world.identified(staff)
+    assert confirm_on_page(staff, sid, "klopt-niet").status_code == 303
+    page = staff.client.get(f"/staff/sessions/{sid}").text
+    assert "Uw oordeel: de code klopt NIET." in page
+    assert "Ga niet verder op basis van deze identificatie." in page
+    assert "Vraag de inwoner de code voor te lezen." not in page
 
 
 def test_the_api_confirms_once_and_answers_200_on_a_retry(world: World) -> None:

@@ -340,6 +340,32 @@ def test_the_staff_session_idles_out_after_staff_idle_minutes(app, later):
     assert staff.client.get("/staff/sessions/x/status.json").status_code == 401
 
 
+def test_live_status_polls_do_not_rewrite_the_login_cookie(app, later):
+    """The staff page polls its status every second. Were each poll to send a new cookie, one answered after
+    a later request (Voltooien, a log-out) would put the older cookie back: the flash lost, the log-out
+    undone. The last-seen time is renewed at most once a minute, so polls send no cookie in between."""
+    staff = Staff.login(app)
+    sid = staff.start("mutual")
+    for seconds in (1, 20, 59):
+        later.offset = seconds
+        poll = staff.client.get(f"/staff/sessions/{sid}/status.json")
+        assert poll.status_code == 200 and "Set-Cookie" not in poll.headers, seconds
+    later.offset = 61
+    renewed = staff.client.get(f"/staff/sessions/{sid}/status.json")
+    assert "zgwid=" in renewed.headers.get("Set-Cookie", "")  # a minute on: the idle clock moves on
+
+
+def test_a_poll_answered_after_the_log_out_does_not_log_the_behandelaar_in_again(app, later):
+    staff = Staff.login(app)
+    sid = staff.start("mutual")
+    later.offset = 30
+    in_flight = staff.client.get(f"/staff/sessions/{sid}/status.json")  # sent before the log-out, answered after
+    page = staff.client.get("/staff/")
+    assert staff.client.post("/staff/logout", data={"csrf_token": csrf(page.text)}).status_code in (302, 303)
+    assert "Set-Cookie" not in in_flight.headers  # so it has no older cookie to put back
+    assert staff.client.get("/staff/").status_code == 302
+
+
 def test_the_staff_session_ends_after_staff_max_hours_even_when_active(tmp_path, later):
     """An absolute cap: a copied staff cookie stops working after the working day, however busy."""
     app = demo_app(tmp_path, staff_max_hours=1)

@@ -16,7 +16,7 @@ from ..flows import common
 from ..ports import LoginFlow
 from .i18n import gettext as _
 from .presenters import grouped
-from .security import services
+from .security import refresh_seen, services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("citizen", __name__, url_prefix="/i")
@@ -86,12 +86,13 @@ def _citizen_done(session_id: str) -> bool:
         return False
     settings = services().settings
     now = time.time()
-    idle = now - float(session.get("citizen_seen", 0)) > settings.citizen_idle_minutes * 60
+    seen = float(session.get("citizen_seen", 0))
+    idle = now - seen > settings.citizen_idle_minutes * 60
     too_old = now - float(session.get("citizen_since", 0)) > settings.session_minutes * 60  # R15: absolute cap
     if idle or too_old:
         session.clear()
         return False
-    session["citizen_seen"] = now
+    refresh_seen(session, "citizen_seen", seen, now)  # at most once a minute (the result page polls)
     return True
 
 

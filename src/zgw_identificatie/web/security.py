@@ -84,11 +84,24 @@ def staff_user() -> dict[str, str] | None:
     idle = services().settings.staff_idle_minutes * 60
     now = time.time()
     too_old = now - float(session.get("staff_since", 0)) > services().settings.staff_max_hours * 3600
-    if now - float(session.get("staff_seen", 0)) > idle or too_old:
+    seen = float(session.get("staff_seen", 0))
+    if now - seen > idle or too_old:
         session.clear()  # idle time-out and an absolute cap: a copied cookie does not live forever
         return None
-    session["staff_seen"] = time.time()
+    refresh_seen(session, "staff_seen", seen, now)
     return dict(user)
+
+
+# The "last seen" time in the cookie is renewed at most once a minute. Renewing it on every request
+# rewrote the cookie on every poll of the live status (each second), and a poll answered after a later
+# request (the POST behind "Voltooien", a log-out) put the older cookie back: its flash message was lost,
+# or the log-out undone. Idle time-outs are minutes long, so they may now end up to a minute early.
+SEEN_REFRESH_SECONDS = 60
+
+
+def refresh_seen(cookie: Any, key: str, seen: float, now: float) -> None:
+    if now - seen >= SEEN_REFRESH_SECONDS:
+        cookie[key] = now
 
 
 def login_staff(user_id: str, name: str) -> None:

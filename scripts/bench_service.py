@@ -377,12 +377,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import requests
     import sqlalchemy as sa
-    from werkzeug.security import generate_password_hash
 
     from zgw_identificatie.adapters.crypto import DataCipher, generate_key
-    from zgw_identificatie.adapters.digid.keys import simulator_key_files
     from zgw_identificatie.adapters.sql_store import SqlSessionStore, make_engine, migrate
-    from zgw_identificatie.web.security import hash_secret_sha256
 
     loadtest.ensure_postgres()
     admin = sa.create_engine(PG_URL)
@@ -424,39 +421,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         procs.append(standin)
         loadtest.wait_http(f"{base}/_standin/live", standin)
-        keys = simulator_key_files(instance)
         svc_env = dict(env)
         svc_env.update(
-            {
-                "ZGWID_BASE_URL": base,
-                "ZGWID_INSTANCE_PATH": str(instance),
-                "ZGWID_DATABASE_URL": urls[0],
-                "ZGWID_ENCRYPTION_KEYS": generate_key(),
-                "ZGWID_SECRET_KEY": secrets.token_urlsafe(32),
-                "ZGWID_LOG_LEVEL": "WARNING",
-                "ZGWID_DIGID_SIMULATOR": "false",
-                "ZGWID_DIGID_IDP_ENTITY_ID": f"{base}/demo/digid/metadata",
-                "ZGWID_DIGID_IDP_SSO_URL": f"{base}/demo/digid/sso",
-                "ZGWID_DIGID_IDP_ARS_URL": f"{base}/demo/digid/resolve",
-                "ZGWID_DIGID_IDP_CERT_FILES": str(keys.idp_cert),
-                "ZGWID_DIGID_SP_KEY_FILE": str(keys.sp_key),
-                "ZGWID_DIGID_SP_CERT_FILE": str(keys.sp_cert),
-                "ZGWID_ZGW_SANDBOX": "false",
-                "ZGWID_ZGW_ZAKEN_URL": f"{base}/sandbox/zaken/api/v1/",
-                "ZGWID_ZGW_DOCUMENTEN_URL": f"{base}/sandbox/documenten/api/v1/",
-                "ZGWID_ZGW_CATALOGI_URL": f"{base}/sandbox/catalogi/api/v1/",
-                "ZGWID_ZGW_SECRET": zgw_secret,
-                "ZGWID_WORKER_IN_PROCESS": "false",
-                "ZGWID_RATE_LIMIT_START": HIGH,
-                "ZGWID_RATE_LIMIT_CITIZEN": HIGH,
-                "ZGWID_RATE_LIMIT_API": HIGH,
-                "ZGWID_STAFF_USERS": json.dumps(
-                    {"bench": {"name": "Bench", "password_hash": generate_password_hash("x" * 16)}}
-                ),
-                "ZGWID_API_KEYS": json.dumps(
-                    {"bench": {"key_hash": hash_secret_sha256(API_KEY), "name": "Bench", "behandelaar": "Team B"}}
-                ),
-            }
+            loadtest.service_env(
+                base=base,
+                instance=instance,
+                database_url=urls[0],
+                zgw_secret=zgw_secret,
+                rate_limit=HIGH,
+                staff=("bench", "Bench"),
+                api_client=("bench", "Bench", "Team B"),
+            )
         )
         pre = make_engine(urls[0])
         migrate(pre)  # a release step, as in production (docs/OPERATIONS.md)

@@ -224,6 +224,59 @@ class Proc:
                 self.popen.wait(5)
 
 
+def service_env(
+    *,
+    base: str,
+    instance: Path,
+    database_url: str,
+    zgw_secret: str,
+    rate_limit: str,
+    staff: tuple[str, str],
+    api_client: tuple[str, str, str],
+) -> dict[str, str]:
+    """The settings of ``zgw-identificatie serve`` against the stand-in at ``base`` (DigiD and the ZGW APIs there,
+    the simulator's key files in ``instance``), PostgreSQL at ``database_url``, every rate limit ``rate_limit``,
+    one behandelaar (id, name) and one API client (id, name, behandelaar) with ``API_KEY``."""
+    from werkzeug.security import generate_password_hash
+
+    from zgw_identificatie.adapters.crypto import generate_key
+    from zgw_identificatie.adapters.digid.keys import simulator_key_files
+    from zgw_identificatie.web.security import hash_secret_sha256
+
+    keys = simulator_key_files(instance)
+    client_id, client_name, behandelaar = api_client
+    return {
+        "ZGWID_BASE_URL": base,
+        "ZGWID_INSTANCE_PATH": str(instance),
+        "ZGWID_DATABASE_URL": database_url,
+        "ZGWID_ENCRYPTION_KEYS": generate_key(),
+        "ZGWID_SECRET_KEY": secrets.token_urlsafe(32),
+        "ZGWID_LOG_LEVEL": "WARNING",
+        "ZGWID_DIGID_SIMULATOR": "false",
+        "ZGWID_DIGID_IDP_ENTITY_ID": f"{base}/demo/digid/metadata",
+        "ZGWID_DIGID_IDP_SSO_URL": f"{base}/demo/digid/sso",
+        "ZGWID_DIGID_IDP_ARS_URL": f"{base}/demo/digid/resolve",
+        "ZGWID_DIGID_IDP_CERT_FILES": str(keys.idp_cert),
+        "ZGWID_DIGID_SP_KEY_FILE": str(keys.sp_key),
+        "ZGWID_DIGID_SP_CERT_FILE": str(keys.sp_cert),
+        "ZGWID_ZGW_SANDBOX": "false",
+        "ZGWID_ZGW_ZAKEN_URL": f"{base}/sandbox/zaken/api/v1/",
+        "ZGWID_ZGW_DOCUMENTEN_URL": f"{base}/sandbox/documenten/api/v1/",
+        "ZGWID_ZGW_CATALOGI_URL": f"{base}/sandbox/catalogi/api/v1/",
+        "ZGWID_ZGW_SECRET": zgw_secret,
+        "ZGWID_WORKER_IN_PROCESS": "false",
+        "ZGWID_RATE_LIMIT_START": rate_limit,
+        "ZGWID_RATE_LIMIT_CITIZEN": rate_limit,
+        "ZGWID_RATE_LIMIT_API": rate_limit,
+        "ZGWID_STAFF_USERS": json.dumps(
+            {staff[0]: {"name": staff[1], "password_hash": generate_password_hash("x" * 16)}}
+        ),
+        "ZGWID_API_KEYS": json.dumps(
+            {client_id: {"key_hash": hash_secret_sha256(API_KEY), "name": client_name, "behandelaar": behandelaar}}
+        ),
+    }
+
+
 def spawn(name: str, cmd: list[str], env: dict[str, str], logdir: Path) -> Proc:
     log = logdir / f"{name}.log"
     fh = open(log, "ab")
@@ -418,11 +471,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import requests
     import sqlalchemy as sa
-    from werkzeug.security import generate_password_hash
-
-    from zgw_identificatie.adapters.crypto import generate_key
-    from zgw_identificatie.adapters.digid.keys import simulator_key_files
-    from zgw_identificatie.web.security import hash_secret_sha256
 
     ensure_postgres()
     schema = "zgwid_load_" + secrets.token_hex(4)
@@ -463,49 +511,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         procs.append(standin)
         wait_http(f"{base}/_standin/live", standin)
-        keys = simulator_key_files(instance)
-        sandbox_root = f"{base}/sandbox"
         svc_env = dict(env)
         svc_env.update(
-            {
-                "ZGWID_BASE_URL": base,
-                "ZGWID_INSTANCE_PATH": str(instance),
-                "ZGWID_DATABASE_URL": f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}",
-                "ZGWID_ENCRYPTION_KEYS": generate_key(),
-                "ZGWID_SECRET_KEY": secrets.token_urlsafe(32),
-                "ZGWID_LOG_LEVEL": "WARNING",
-                "ZGWID_DIGID_SIMULATOR": "false",
-                "ZGWID_DIGID_IDP_ENTITY_ID": f"{base}/demo/digid/metadata",
-                "ZGWID_DIGID_IDP_SSO_URL": f"{base}/demo/digid/sso",
-                "ZGWID_DIGID_IDP_ARS_URL": f"{base}/demo/digid/resolve",
-                "ZGWID_DIGID_IDP_CERT_FILES": str(keys.idp_cert),
-                "ZGWID_DIGID_SP_KEY_FILE": str(keys.sp_key),
-                "ZGWID_DIGID_SP_CERT_FILE": str(keys.sp_cert),
-                "ZGWID_ZGW_SANDBOX": "false",
-                "ZGWID_ZGW_ZAKEN_URL": f"{sandbox_root}/zaken/api/v1/",
-                "ZGWID_ZGW_DOCUMENTEN_URL": f"{sandbox_root}/documenten/api/v1/",
-                "ZGWID_ZGW_CATALOGI_URL": f"{sandbox_root}/catalogi/api/v1/",
-                "ZGWID_ZGW_SECRET": zgw_secret,
-                "ZGWID_ZGW_TIMEOUT": "5",
-                "ZGWID_WORKER_IN_PROCESS": "false",
-                "ZGWID_REGISTRATION_MAX_ATTEMPTS": str(args.max_attempts),
-                "ZGWID_RATE_LIMIT_START": "100000/minute",
-                "ZGWID_RATE_LIMIT_CITIZEN": "100000/minute",
-                "ZGWID_RATE_LIMIT_API": "100000/minute",
-                "ZGWID_STAFF_USERS": json.dumps(
-                    {"loadtest": {"name": "Load Test", "password_hash": generate_password_hash("x" * 16)}}
-                ),
-                "ZGWID_API_KEYS": json.dumps(
-                    {
-                        "loadtest": {
-                            "key_hash": hash_secret_sha256(API_KEY),
-                            "name": "Load",
-                            "behandelaar": "Team Belasting",
-                        }
-                    }
-                ),
-            }
+            service_env(
+                base=base,
+                instance=instance,
+                database_url=f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}",
+                zgw_secret=zgw_secret,
+                rate_limit="100000/minute",
+                staff=("loadtest", "Load Test"),
+                api_client=("loadtest", "Load", "Team Belasting"),
+            )
         )
+        svc_env.update(ZGWID_ZGW_TIMEOUT="5", ZGWID_REGISTRATION_MAX_ATTEMPTS=str(args.max_attempts))
         # Migrate once before the web workers start (a release step; before b120891 two gunicorn workers
         # migrating an empty schema at the same time raced on CREATE TABLE and one failed to boot).
         from zgw_identificatie.adapters.sql_store import make_engine, migrate

@@ -94,26 +94,15 @@ def audit(
     event: str,
     outcome: str = "ok",
     bsn_digest: str | None = None,
+    update: bool = False,
 ) -> None:
-    """An audit event on its own (no change of the session goes with it)."""
+    """An audit event about ``session``. ``update``: ``session`` is a new version, stored together with the
+    event (one statement on PostgreSQL), so the change and its audit trail never part."""
     recorded = audit_event(clock, session, actor=actor, event=event, outcome=outcome, bsn_digest=bsn_digest)
-    store.add_audit(recorded)
-    logged(recorded)
-
-
-def update_audited(
-    store: SessionStore,
-    clock: Clock,
-    session: IdentificationSession,
-    *,
-    actor: str,
-    event: str,
-    outcome: str = "ok",
-    bsn_digest: str | None = None,
-) -> None:
-    """Store the new version of ``session`` and the audit event about it together."""
-    recorded = audit_event(clock, session, actor=actor, event=event, outcome=outcome, bsn_digest=bsn_digest)
-    store.update(session, audit=recorded)
+    if update:
+        store.update(session, audit=recorded)
+    else:
+        store.add_audit(recorded)
     logged(recorded)
 
 
@@ -130,7 +119,7 @@ def open_link(session_id: str, *, store: SessionStore, clock: Clock) -> Identifi
     session = load_for_citizen(session_id, store=store, clock=clock)
     opened = session.opened(clock.now())
     if opened is not session:
-        update_audited(store, clock, opened, actor="citizen", event="link-opened")
+        audit(store, clock, opened, actor="citizen", event="link-opened", update=True)
     return opened
 
 
@@ -187,7 +176,7 @@ def accept_login(
 
     check_level(session, identity)
     done = session.authenticated(clock.now(), level=identity.level, **changes)
-    update_audited(
+    audit(
         store,
         clock,
         done,
@@ -195,6 +184,7 @@ def accept_login(
         event="digid-login",
         outcome=outcome,
         bsn_digest=audit_hash(settings, identity),
+        update=True,
     )
     if done.register:
         done = registration_hook.register(done, identity, store=store, clock=clock, settings=settings)

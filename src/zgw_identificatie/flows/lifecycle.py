@@ -25,7 +25,7 @@ def finish(session_id: str, *, owner_id: str, store: SessionStore, clock: Clock,
         mutual.complete(session.id, owner_id=owner_id, store=store, clock=clock, settings=settings)
         return "completed"
     if session.state is SessionState.AUTHENTICATED:
-        common.update_audited(store, clock, session.completed(clock.now()), actor=owner_id, event="completed")
+        common.audit(store, clock, session.completed(clock.now()), actor=owner_id, event="completed", update=True)
         return "completed"
     return withdraw(session, owner_id=owner_id, store=store, clock=clock)
 
@@ -34,7 +34,7 @@ def withdraw(session: IdentificationSession, *, owner_id: str, store: SessionSto
     """Kill the link of a session that has no successful login (InvalidTransition otherwise)."""
     if session.state is SessionState.WITHDRAWN:
         return "withdrawn"
-    common.update_audited(store, clock, session.withdrawn(clock.now()), actor=owner_id, event="withdrawn")
+    common.audit(store, clock, session.withdrawn(clock.now()), actor=owner_id, event="withdrawn", update=True)
     return "withdrawn"
 
 

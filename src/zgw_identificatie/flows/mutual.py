@@ -55,7 +55,7 @@ def complete(session_id: str, *, owner_id: str, store: SessionStore, clock: Cloc
     if session.state is SessionState.COMPLETED:
         return
     digest = bsn_hash(settings.audit_hash_key.encode(), session.bsn) if session.bsn is not None else None
-    common.update_audited(
+    common.audit(
         store,
         clock,
         session.completed(clock.now()),
@@ -63,4 +63,5 @@ def complete(session_id: str, *, owner_id: str, store: SessionStore, clock: Cloc
         event="erased",
         outcome="completed",
         bsn_digest=digest,
+        update=True,
     )

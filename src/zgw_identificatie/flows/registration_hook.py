@@ -63,8 +63,8 @@ def register(
 
     if session.flow is Flow.KNOWN_CITIZEN and session.code_match is False:
         skipped = session.with_registration(RegistrationState.SKIPPED, error=SKIPPED_MISMATCH)
-        common.update_audited(
-            store, clock, skipped, actor="service", event="registration-skipped", outcome="code-mismatch"
+        common.audit(
+            store, clock, skipped, actor="service", event="registration-skipped", outcome="code-mismatch", update=True
         )
         return skipped
     start_registration(

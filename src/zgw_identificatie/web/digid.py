@@ -63,13 +63,14 @@ def _expired_during_login(session_id: str) -> Response:
     svc = services()
     ident = svc.store.get(session_id)
     if ident is not None and ident.state in (SessionState.CREATED, SessionState.OPENED):
-        common.update_audited(
+        common.audit(
             svc.store,
             svc.clock,
             ident.failed(SessionReason.EXPIRED_DURING_LOGIN, svc.clock.now()),
             actor="citizen",
             event="digid-login",
             outcome="expired",
+            update=True,
         )
     log.info("digid login returned after the link expired")
     session.clear()
@@ -107,8 +108,14 @@ def acs() -> Response:
             ident, identity, store=svc.store, clock=svc.clock, settings=svc.settings
         )
     except DigidCancelled:
-        common.update_audited(
-            svc.store, svc.clock, ident.cancelled(), actor="citizen", event="digid-login", outcome="cancelled"
+        common.audit(
+            svc.store,
+            svc.clock,
+            ident.cancelled(),
+            actor="citizen",
+            event="digid-login",
+            outcome="cancelled",
+            update=True,
         )
         metrics.DIGID_LOGINS.labels("cancelled", "cancelled").inc()
         metrics.IDENTIFICATIONS.labels(ident.flow.value, "cancelled").inc()
@@ -119,13 +126,14 @@ def acs() -> Response:
     except (DigidFailed, LevelTooLow) as exc:
         too_low = isinstance(exc, LevelTooLow) or getattr(exc, "level_too_low", False)
         why = SessionReason.LEVEL_TOO_LOW if too_low else SessionReason.DIGID_ERROR
-        common.update_audited(
+        common.audit(
             svc.store,
             svc.clock,
             ident.failed(why, svc.clock.now()),
             actor="citizen",
             event="digid-login",
             outcome="failed",
+            update=True,
         )
         metrics.IDENTIFICATIONS.labels(ident.flow.value, "level_too_low" if too_low else "failed").inc()
         return _failure(getattr(exc, "reason", exc.code), required=ident.min_level if too_low else None)

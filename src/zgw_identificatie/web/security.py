@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import itertools
 import secrets
 import time
 from collections.abc import Callable
@@ -152,8 +153,8 @@ def init_app(app: Flask, svc: Services) -> None:
         if request.method == "POST" and not request.path.startswith(("/api/", "/demo/", "/sandbox/")):
             check_csrf()
 
-    # The headers every answer gets, built once: (name, value) for pages that may not be framed, for the
-    # framable staff panel, and without Cache-Control for static files.
+    # The headers every answer gets, built once per kind of answer (framable staff panel, static file,
+    # https), with their lower-case names to see whether a view set one of them itself.
     common = [
         ("X-Content-Type-Options", "nosniff"),
         ("Referrer-Policy", "no-referrer"),
@@ -162,33 +163,32 @@ def init_app(app: Flask, svc: Services) -> None:
     ]
     hsts = [("Strict-Transport-Security", "max-age=31536000; includeSubDomains")]
     no_store = [("Cache-Control", "no-store")]
-    fixed = {  # (framable, static, https) -> headers
-        (framable, static, https): [
+
+    def headers_for(framable: bool, static: bool, https: bool) -> tuple[list[tuple[str, str]], frozenset[str]]:
+        wanted = [
             ("Content-Security-Policy", staff_csp if framable else csp),
             *([] if framable else [("X-Frame-Options", "DENY")]),  # no list of origins: CSP says it for the panel
             *common,
             *(hsts if https else []),
             *([] if static else no_store),
         ]
-        for framable in (False, True)
-        for static in (False, True)
-        for https in (False, True)
-    }
+        return wanted, frozenset(name.lower() for name, _value in wanted)
+
+    fixed = {key: headers_for(*key) for key in itertools.product((False, True), repeat=3)}
 
     @app.after_request
     def _headers(resp: Response) -> Response:
         path = request.path
         headers = resp.headers
-        wanted = fixed[
+        wanted, names = fixed[
             (
                 bool(frame_origins) and path.startswith("/staff/"),
                 path.startswith("/static/"),
                 svc.settings.base_url.startswith("https://"),
             )
         ]
-        present = {name.lower() for name, _value in headers.items()}
-        if not present.intersection(_LOWER_NAMES):  # the usual case: append them all at once
-            headers.extend(wanted)
+        if names.isdisjoint(name.lower() for name, _value in headers.items()):
+            headers.extend(wanted)  # the usual case: the view set none of them, append them all at once
         else:
             for name, value in wanted:
                 if name in ("Content-Security-Policy", "Cache-Control"):
@@ -197,21 +197,6 @@ def init_app(app: Flask, svc: Services) -> None:
                     headers[name] = value
         headers["X-Request-Id"] = g.get("request_id", "")
         return resp
-
-
-_LOWER_NAMES = frozenset(
-    name.lower()
-    for name in (
-        "Content-Security-Policy",
-        "X-Frame-Options",
-        "X-Content-Type-Options",
-        "Referrer-Policy",
-        "Permissions-Policy",
-        "Cross-Origin-Opener-Policy",
-        "Strict-Transport-Security",
-        "Cache-Control",
-    )
-)
 
 
 def _origin(url: str) -> str:

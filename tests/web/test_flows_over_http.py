@@ -27,6 +27,24 @@ def api_start(app, body, key=API_KEY):
     return app.test_client().post("/api/v1/sessions", json=body, headers={"Authorization": f"Bearer {key}"})
 
 
+@pytest.mark.parametrize("script_root", ["", "/identificatie"])
+def test_the_citizen_url_in_the_answer_is_the_url_of_the_start_page(app, script_root):
+    """presenters.citizen_url spells the link out instead of asking the URL map: it must stay what url_for
+    builds, also when the service runs under a path prefix (SCRIPT_NAME)."""
+    from flask import url_for
+
+    client = app.test_client()
+    env = {"SCRIPT_NAME": script_root}
+    created = client.post("/api/v1/sessions", json={"flow": "mutual"}, headers=AUTH, environ_overrides=env)
+    sid = created.get_json()["id"]
+    status = client.get(f"/api/v1/sessions/{sid}", headers=AUTH, environ_overrides=env).get_json()
+    base = services_of(app).settings.base_url.rstrip("/")
+    with app.test_request_context(environ_overrides=env):
+        expected = base + url_for("citizen.start", session_id=sid)
+    assert script_root in expected
+    assert created.get_json()["citizenUrl"] == status["citizenUrl"] == expected
+
+
 def test_known_citizen_with_the_same_bsn_gets_the_same_code_and_the_api_says_they_match(app):
     """§2.2 over HTTP: API start → link → simulator login with the same BSN → equal codes, codeMatch true."""
     created = api_start(app, {"flow": "known-citizen", "bsn": BSN})

@@ -187,8 +187,11 @@ def init_app(app: Flask, svc: Services) -> None:
                 svc.settings.base_url.startswith("https://"),
             )
         ]
-        if names.isdisjoint(name.lower() for name, _value in headers.items()):
-            headers.extend(wanted)  # the usual case: the view set none of them, append them all at once
+        present = headers._list  # werkzeug's own list of (name, value) pairs
+        if names.isdisjoint(name.lower() for name, _value in present):
+            # The usual case: the view set none of them. Appended to the list as they are: Headers.extend
+            # would check every fixed name and value for line breaks again on every answer.
+            present.extend(wanted)
         else:
             for name, value in wanted:
                 if name in ("Content-Security-Policy", "Cache-Control"):

@@ -6,14 +6,14 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flask import Flask, Request, Response, g, render_template, request, url_for
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask import Flask, Response, g, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from . import i18n, security
+from .cookie_session import CookieSessionsForPages
 from .i18n import gettext as _
 
 if TYPE_CHECKING:
@@ -42,18 +42,6 @@ def static_url(filename: str) -> str:
     if url is None:
         url = _static_urls[key] = url_for("static", filename=filename)
     return url
-
-
-# Paths whose requests never use the login cookie: the API authenticates with keys, probes and scrapes
-# with nothing. Their requests get an empty session without reading (verifying, decoding) the cookie.
-NO_COOKIE_PATHS = ("/api/", "/health/", "/metrics", "/static/")
-
-
-class CookieSessionsForPages(SecureCookieSessionInterface):
-    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path.startswith(NO_COOKIE_PATHS):
-            return self.session_class()  # empty and unmodified: nothing is read, nothing is written back
-        return super().open_session(app, request)
 
 
 def register_web(app: Flask, services: Services) -> None:

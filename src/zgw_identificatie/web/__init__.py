@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from babel import Locale
 from flask import Flask, Response, g, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel
@@ -25,11 +26,16 @@ LANGUAGES = ("nl", "en")
 WEB_DIR = Path(__file__).resolve().parent
 
 
-def select_locale() -> str:
+_LOCALES = {lang: Locale.parse(lang) for lang in LANGUAGES}
+
+
+def select_locale() -> Locale:
+    """The ``lang`` cookie, else the browser's preference, else Dutch; as the (shared) babel Locale itself,
+    which flask-babel takes as it is instead of parsing the name again."""
     chosen = request.cookies.get("lang")
-    if chosen in LANGUAGES:
-        return chosen
-    return request.accept_languages.best_match(LANGUAGES) or "nl"
+    if chosen not in LANGUAGES:
+        chosen = request.accept_languages.best_match(LANGUAGES) or "nl"
+    return _LOCALES[chosen]
 
 
 _static_urls: dict[tuple[str, str], str] = {}
@@ -47,6 +53,9 @@ def static_url(filename: str) -> str:
 def register_web(app: Flask, services: Services) -> None:
     from . import api, citizen, digid, health, oidc, presenters, staff
 
+    # Templates compiled once per language (web/i18n.py); before anything creates the environment.
+    assert "jinja_env" not in app.__dict__, "register_web comes before any use of app.jinja_env"
+    app.jinja_environment = i18n.LocalisedEnvironment
     # The pages live next to the blueprints (web/templates, web/static), not next to app.py.
     Babel(
         app,
@@ -56,7 +65,10 @@ def register_web(app: Flask, services: Services) -> None:
     )
     i18n.install(app)
     app.jinja_env.globals.update(
-        settings=services.settings, csrf_token=security.csrf_token, LANGUAGES=LANGUAGES, static_url=static_url
+        settings=services.settings,
+        csrf_token=security.csrf_token,
+        LANGUAGES=LANGUAGES,
+        static_url=static_url,
     )
     app.session_interface = CookieSessionsForPages()
     app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}
@@ -73,9 +85,7 @@ def register_web(app: Flask, services: Services) -> None:
 
     @app.context_processor
     def _locale() -> dict[str, object]:
-        from flask_babel import get_locale
-
-        return {"current_locale": str(get_locale() or "nl")}
+        return {"current_locale": i18n.page_language() or "nl"}
 
     app.register_blueprint(citizen.bp)
     app.register_blueprint(digid.bp)

@@ -1,5 +1,5 @@
 """Templates compiled once per language (web/i18n.py) give the pages the templates describe, character for
-character, with no translation looked up while a page is rendered."""
+character, with no translation looked up while a page is rendered; the URL helpers give url_for's URLs."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 
 import jinja2
 import pytest
-from flask import render_template_string
+from flask import render_template_string, url_for
 
 from demo_driver import Citizen, Staff, demo_app
 from zgw_identificatie.app import services_of
 from zgw_identificatie.domain.sessions import RegistrationState
 from zgw_identificatie.testing.clock import FixedClock
-from zgw_identificatie.web import i18n
+from zgw_identificatie.web import i18n, language_url, session_url
 
 BSN = "999993653"
 
@@ -131,3 +131,24 @@ def test_variables_are_escaped_into_a_localised_text_and_a_template_that_binds_u
 def test_a_localised_template_is_compiled_only_in_a_request_in_its_language(app):
     with app.test_request_context("/", headers={"Cookie": "lang=nl"}), pytest.raises(RuntimeError):
         app.jinja_env.get_template("en::message.html")
+
+
+@pytest.mark.parametrize("session_id", ["p31l3h3e-Bx2-vX4I8lhgzr_UWhMVatW", "a b", "ë/?#%", "x&y=z+1", "(a)!$'*,;:@"])
+@pytest.mark.parametrize("script_name", ["", "/id"])
+def test_session_url_is_url_for(app, session_id, script_name):
+    with app.test_request_context(f"/i/{session_id}", environ_base={"SCRIPT_NAME": script_name}):
+        for endpoint in ("citizen.login", "citizen.logout", "citizen.start"):
+            assert session_url(endpoint, session_id) == url_for(endpoint, session_id=session_id)
+
+
+@pytest.mark.parametrize(
+    "query", ["", "?", "?a=1&b=2", "?q=a b+c", "?x=%2F%3F&y=ë", "?next=/i/x?y#z", "?n=!$'()*,/:;?@&m=[]{}|^`\"<>"]
+)
+@pytest.mark.parametrize("script_name", ["", "/id"])
+def test_language_url_is_url_for(app, query, script_name):
+    with app.test_request_context(f"/i/a b/ë{query}", environ_base={"SCRIPT_NAME": script_name}):
+        from flask import request
+
+        for lang in ("nl", "en"):
+            expected = url_for("set_language", lang=lang, next=request.full_path.rstrip("?"))
+            assert language_url(lang) == expected

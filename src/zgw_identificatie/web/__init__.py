@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 from babel import Locale
 from flask import Flask, Response, g, render_template, request, url_for
@@ -38,7 +39,13 @@ def select_locale() -> Locale:
     return _LOCALES[chosen]
 
 
+# URLs built once per mount point (``request.script_root``) with url_for, then reused: url_for costs more than
+# the rest of a link's rendering, and the pages show several.
 _static_urls: dict[tuple[str, str], str] = {}
+_built: dict[tuple[str, str, str], tuple[str, str]] = {}
+_HOLE = "ZGWID-HOLE"
+PATH_SAFE = "!$&'()*+,/:;=@"  # werkzeug's path converter (BaseConverter.to_url)
+QUERY_SAFE = "!$'()*,/:;?@"  # werkzeug's query string (werkzeug.urls._urlencode)
 
 
 def static_url(filename: str) -> str:
@@ -48,6 +55,30 @@ def static_url(filename: str) -> str:
     if url is None:
         url = _static_urls[key] = url_for("static", filename=filename)
     return url
+
+
+def _around(endpoint: str, name: str) -> tuple[str, str]:
+    """The URL of ``endpoint`` before and after its one variable ``name``."""
+    key = (request.script_root, endpoint, name)
+    parts = _built.get(key)
+    if parts is None:
+        values: dict[str, Any] = {name: _HOLE}
+        before, _hole, after = url_for(endpoint, **values).partition(_HOLE)
+        parts = _built[key] = (before, after)
+    return parts
+
+
+def session_url(endpoint: str, session_id: str) -> str:
+    """``url_for(endpoint, session_id=session_id)`` for a citizen's page: the id quoted as werkzeug does it."""
+    before, after = _around(endpoint, "session_id")
+    return before + quote(session_id, safe=PATH_SAFE) + after
+
+
+def language_url(lang: str) -> str:
+    """``url_for('set_language', lang=lang, next=<this page>)``, the link of the language switch."""
+    before, after = _around("set_language", "lang")
+    query = urlencode({"next": request.full_path.rstrip("?")}, safe=QUERY_SAFE)
+    return f"{before}{quote(lang, safe=PATH_SAFE)}{after}?{query}"
 
 
 def register_web(app: Flask, services: Services) -> None:
@@ -69,6 +100,8 @@ def register_web(app: Flask, services: Services) -> None:
         csrf_token=security.csrf_token,
         LANGUAGES=LANGUAGES,
         static_url=static_url,
+        session_url=session_url,
+        language_url=language_url,
     )
     app.session_interface = CookieSessionsForPages()
     app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus
 
 from babel import Locale
 from flask import Flask, Response, g, render_template, request, url_for
+from flask.globals import _cv_request  # the request context itself: cheaper than the request proxy
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel
 from sqlalchemy import exc as sa_exc
@@ -45,12 +46,12 @@ _static_urls: dict[tuple[str, str], str] = {}
 _built: dict[tuple[str, str, str], tuple[str, str]] = {}
 _HOLE = "ZGWID-HOLE"
 PATH_SAFE = "!$&'()*+,/:;=@"  # werkzeug's path converter (BaseConverter.to_url)
-QUERY_SAFE = "!$'()*,/:;?@"  # werkzeug's query string (werkzeug.urls._urlencode)
+QUERY_SAFE = "!$'()*,/:;?@"  # werkzeug's query string (werkzeug.urls._urlencode: urlencode, quote_plus)
 
 
 def static_url(filename: str) -> str:
     """``url_for('static', …)`` once per file (and mount point): the pages link five assets each."""
-    key = (request.script_root, filename)
+    key = (_cv_request.get().request.script_root, filename)
     url = _static_urls.get(key)
     if url is None:
         url = _static_urls[key] = url_for("static", filename=filename)
@@ -59,7 +60,7 @@ def static_url(filename: str) -> str:
 
 def _around(endpoint: str, name: str) -> tuple[str, str]:
     """The URL of ``endpoint`` before and after its one variable ``name``."""
-    key = (request.script_root, endpoint, name)
+    key = (_cv_request.get().request.script_root, endpoint, name)
     parts = _built.get(key)
     if parts is None:
         values: dict[str, Any] = {name: _HOLE}
@@ -77,8 +78,8 @@ def session_url(endpoint: str, session_id: str) -> str:
 def language_url(lang: str) -> str:
     """``url_for('set_language', lang=lang, next=<this page>)``, the link of the language switch."""
     before, after = _around("set_language", "lang")
-    query = urlencode({"next": request.full_path.rstrip("?")}, safe=QUERY_SAFE)
-    return f"{before}{quote(lang, safe=PATH_SAFE)}{after}?{query}"
+    here = quote_plus(_cv_request.get().request.full_path.rstrip("?"), safe=QUERY_SAFE)  # as urlencode does
+    return f"{before}{quote(lang, safe=PATH_SAFE)}{after}?next={here}"
 
 
 def register_web(app: Flask, services: Services) -> None:

@@ -124,8 +124,9 @@ class CookieSessionsForPages(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        """Flask's own (3.1), with ``Vary: Cookie`` added without parsing the header into a set and writing it
-        back, twice per request (a test compares the headers with Flask's for every kind of session)."""
+        """Flask's own (3.1), with ``Vary: Cookie`` added once, without parsing the header into a set and writing
+        it back (Flask does that twice per request); a test compares the headers with Flask's for every kind
+        of session."""
         name = self.get_cookie_name(app)
         domain = self.get_cookie_domain(app)
         path = self.get_cookie_path(app)
@@ -134,7 +135,8 @@ class CookieSessionsForPages(SecureCookieSessionInterface):
         samesite = self.get_cookie_samesite(app)
         httponly = self.get_cookie_httponly(app)
 
-        if session.accessed:
+        varied = session.accessed  # then Vary says Cookie from here on: Flask's second add changes nothing
+        if varied:
             _vary_cookie(response)
         if not session:
             if session.modified:
@@ -147,7 +149,8 @@ class CookieSessionsForPages(SecureCookieSessionInterface):
                     samesite=samesite,
                     httponly=httponly,
                 )
-                _vary_cookie(response)
+                if not varied:
+                    _vary_cookie(response)
             return
         if not self.should_set_cookie(app, session):
             return
@@ -164,7 +167,8 @@ class CookieSessionsForPages(SecureCookieSessionInterface):
             partitioned=partitioned,
             samesite=samesite,
         )
-        _vary_cookie(response)
+        if not varied:
+            _vary_cookie(response)
 
 
 def _vary_cookie(response: Response) -> None:

@@ -119,7 +119,7 @@ class LocalisedEnvironment(Environment):
         if mark and isinstance(source, str):
             if language != page_language():  # the template is loaded by a request in its language
                 raise RuntimeError(f"template {name!r} compiled outside a request in its language")
-            source = localise(self.parse(source, name, filename), translations(), self)
+            source = localise(self.parse(source, name, filename), translations(), self, name or "")
         return super().compile(source, name, filename, raw, defer_init)  # type: ignore[call-overload]
 
 
@@ -146,8 +146,9 @@ class _ConstantGettext(NodeTransformer):
     ``%``), the translation becomes template text around the escaped variables: the same characters,
     without formatting at rendering."""
 
-    def __init__(self, catalog: Any) -> None:
+    def __init__(self, catalog: Any, autoescape: bool) -> None:
         self.catalog = catalog
+        self.autoescape = autoescape  # output is escaped throughout the template
 
     def _constant(self, node: nodes.Node) -> str | None:
         if (
@@ -179,7 +180,9 @@ class _ConstantGettext(NodeTransformer):
                                 parts.append(nodes.TemplateData(piece, lineno=line))
                         else:
                             value = self.visit(values[piece])
-                            parts.append(nodes.Filter(value, "escape", [], [], None, None, lineno=line))
+                            if not self.autoescape:  # escaped here, as markup % value does
+                                value = nodes.Filter(value, "escape", [], [], None, None, lineno=line)
+                            parts.append(value)
                     continue
             parts.append(self.visit(child))
         node.nodes = parts
@@ -198,11 +201,13 @@ class _ConstantGettext(NodeTransformer):
         return markup
 
 
-def localise(tree: nodes.Template, catalog: Any, environment: BaseEnvironment) -> nodes.Template:
+def localise(tree: nodes.Template, catalog: Any, environment: BaseEnvironment, name: str) -> nodes.Template:
     """``tree`` with its constant ``_("…")`` calls translated by ``catalog``; as it is if it binds ``_``."""
     if _binds_underscore(tree):
         return tree
-    localised: nodes.Template = _ConstantGettext(catalog).visit(tree)
+    autoescape = environment.autoescape(name) if callable(environment.autoescape) else environment.autoescape
+    switches = tree.find(nodes.EvalContextModifier) or tree.find(nodes.ScopedEvalContextModifier)  # {% autoescape %}
+    localised: nodes.Template = _ConstantGettext(catalog, bool(autoescape) and switches is None).visit(tree)
     localised.set_environment(environment)  # the new nodes too
     return localised
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, quote_plus
 
-from flask import Flask, Request, Response, g, render_template, request, url_for
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from babel import Locale
+from flask import Flask, Response, g, render_template, request, url_for
+from flask.globals import _cv_request  # the request context itself: cheaper than the request proxy
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from . import i18n, security
+from .cookie_session import CookieSessionsForPages
 from .i18n import gettext as _
 
 if TYPE_CHECKING:
@@ -25,40 +28,66 @@ LANGUAGES = ("nl", "en")
 WEB_DIR = Path(__file__).resolve().parent
 
 
-def select_locale() -> str:
+_LOCALES = {lang: Locale.parse(lang) for lang in LANGUAGES}
+
+
+def select_locale() -> Locale:
+    """The ``lang`` cookie, else the browser's preference, else Dutch; as the (shared) babel Locale itself,
+    which flask-babel takes as it is instead of parsing the name again."""
     chosen = request.cookies.get("lang")
-    if chosen in LANGUAGES:
-        return chosen
-    return request.accept_languages.best_match(LANGUAGES) or "nl"
+    if chosen not in LANGUAGES:
+        chosen = request.accept_languages.best_match(LANGUAGES) or "nl"
+    return _LOCALES[chosen]
 
 
+# URLs built once per mount point (``request.script_root``) with url_for, then reused: url_for costs more than
+# the rest of a link's rendering, and the pages show several.
 _static_urls: dict[tuple[str, str], str] = {}
+_built: dict[tuple[str, str, str], tuple[str, str]] = {}
+_HOLE = "ZGWID-HOLE"
+PATH_SAFE = "!$&'()*+,/:;=@"  # werkzeug's path converter (BaseConverter.to_url)
+QUERY_SAFE = "!$'()*,/:;?@"  # werkzeug's query string (werkzeug.urls._urlencode: urlencode, quote_plus)
 
 
 def static_url(filename: str) -> str:
     """``url_for('static', …)`` once per file (and mount point): the pages link five assets each."""
-    key = (request.script_root, filename)
+    key = (_cv_request.get().request.script_root, filename)
     url = _static_urls.get(key)
     if url is None:
         url = _static_urls[key] = url_for("static", filename=filename)
     return url
 
 
-# Paths whose requests never use the login cookie: the API authenticates with keys, probes and scrapes
-# with nothing. Their requests get an empty session without reading (verifying, decoding) the cookie.
-NO_COOKIE_PATHS = ("/api/", "/health/", "/metrics", "/static/")
+def _around(endpoint: str, name: str) -> tuple[str, str]:
+    """The URL of ``endpoint`` before and after its one variable ``name``."""
+    key = (_cv_request.get().request.script_root, endpoint, name)
+    parts = _built.get(key)
+    if parts is None:
+        values: dict[str, Any] = {name: _HOLE}
+        before, _hole, after = url_for(endpoint, **values).partition(_HOLE)
+        parts = _built[key] = (before, after)
+    return parts
 
 
-class CookieSessionsForPages(SecureCookieSessionInterface):
-    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path.startswith(NO_COOKIE_PATHS):
-            return self.session_class()  # empty and unmodified: nothing is read, nothing is written back
-        return super().open_session(app, request)
+def session_url(endpoint: str, session_id: str) -> str:
+    """``url_for(endpoint, session_id=session_id)`` for a citizen's page: the id quoted as werkzeug does it."""
+    before, after = _around(endpoint, "session_id")
+    return before + quote(session_id, safe=PATH_SAFE) + after
+
+
+def language_url(lang: str) -> str:
+    """``url_for('set_language', lang=lang, next=<this page>)``, the link of the language switch."""
+    before, after = _around("set_language", "lang")
+    here = quote_plus(_cv_request.get().request.full_path.rstrip("?"), safe=QUERY_SAFE)  # as urlencode does
+    return f"{before}{quote(lang, safe=PATH_SAFE)}{after}?next={here}"
 
 
 def register_web(app: Flask, services: Services) -> None:
     from . import api, citizen, digid, health, oidc, presenters, staff
 
+    # Templates compiled once per language (web/i18n.py); before anything creates the environment.
+    assert "jinja_env" not in app.__dict__, "register_web comes before any use of app.jinja_env"
+    app.jinja_environment = i18n.LocalisedEnvironment
     # The pages live next to the blueprints (web/templates, web/static), not next to app.py.
     Babel(
         app,
@@ -68,7 +97,12 @@ def register_web(app: Flask, services: Services) -> None:
     )
     i18n.install(app)
     app.jinja_env.globals.update(
-        settings=services.settings, csrf_token=security.csrf_token, LANGUAGES=LANGUAGES, static_url=static_url
+        settings=services.settings,
+        csrf_token=security.csrf_token,
+        LANGUAGES=LANGUAGES,
+        static_url=static_url,
+        session_url=session_url,
+        language_url=language_url,
     )
     app.session_interface = CookieSessionsForPages()
     app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}
@@ -85,9 +119,7 @@ def register_web(app: Flask, services: Services) -> None:
 
     @app.context_processor
     def _locale() -> dict[str, object]:
-        from flask_babel import get_locale
-
-        return {"current_locale": str(get_locale() or "nl")}
+        return {"current_locale": i18n.page_language() or "nl"}
 
     app.register_blueprint(citizen.bp)
     app.register_blueprint(digid.bp)

@@ -27,7 +27,7 @@ from ...domain.assurance import AssuranceLevel
 from ...domain.errors import DigidCancelled, DigidFailed
 from ...domain.identity import DigidIdentity
 from ...ports import Clock, LoginRequest, OneTimeIds
-from . import checks, schema_cache
+from . import checks, schema_cache, xpath_cache
 from .artifact import (
     ArtifactRejected,
     build_artifact_resolve,
@@ -51,6 +51,7 @@ from .xmldsig import (
 )
 
 schema_cache.install()  # python3-saml's XSD compiled once per thread instead of on every ACS
+xpath_cache.install()  # and its XPath queries (some 36 per ACS) likewise
 
 log = logging.getLogger(__name__)
 

@@ -51,6 +51,11 @@ class OneTimeIds(Protocol):
         """True the first time (kind, value) is seen; False on every later call (replay)."""
         ...
 
+    def use_once_each(self, ids: Sequence[tuple[str, str]], expires_at: datetime) -> str | None:
+        """``use_once`` of each (kind, value) in turn until one was seen before: that one's kind (the ids after
+        it are not recorded), or None when all were new. One round trip where the store can."""
+        ...
+
 
 @dataclass(frozen=True)
 class ZaakRef:

@@ -92,6 +92,20 @@ def test_one_time_ids_are_accepted_once(store):
     assert store.use_once("response", "_abc", until) is True
 
 
+def test_one_time_ids_used_in_turn_stop_at_the_first_replay(store):
+    """use_once_each: use_once of each id in order until one was seen before; its kind is returned and the ids
+    after it are not recorded (the ACS's Response and Assertion IDs, in one statement on PostgreSQL)."""
+    until = FixedClock().now() + timedelta(minutes=5)
+    assert store.use_once_each([("response", "_r1"), ("assertion", "_a1")], until) is None
+    assert store.use_once_each([("response", "_r1"), ("assertion", "_a2")], until) == "response"
+    assert store.use_once("assertion", "_a2", until) is True  # not recorded after the replayed Response ID
+    assert store.use_once_each([("response", "_r2"), ("assertion", "_a1")], until) == "assertion"
+    assert store.use_once("response", "_r2", until) is False  # recorded, as use_once did before the replay
+    assert store.use_once_each([("response", "_r1"), ("assertion", "_a1")], until) == "response"
+    assert store.use_once_each([("twice", "_d"), ("twice", "_d")], until) == "twice"
+    assert store.use_once_each([], until) is None
+
+
 def test_purge_erases_expired_sessions_flows_and_ids_but_keeps_live_ones(store):
     """Expiry by time; audit events stay."""
     clock = FixedClock()

@@ -636,6 +636,27 @@ def _pg_session_change(dialect: Any, *, new: bool, event: bool, audit: bool) -> 
     return _PgStatement("WITH " + ", ".join(ctes) + " SELECT 1", [(n, f) for n, f in binds if f is not None])
 
 
+def _pg_use_once_each(dialect: Any, n: int) -> _PgStatement:
+    """``SqlSessionStore.use_once_each`` for ``n`` ids in one statement: a chain of CTEs, each inserting its id
+    (``k<i>``, ``v<i>``) only when the one before it was new (``ON CONFLICT DO NOTHING``: a replay inserts
+    nothing and stops the chain), with the count each inserted (1 or 0)."""
+    expires = _pg_placeholder(dialect, "expires_at", UTCDateTime())
+    ctes: list[str] = []
+    for i in range(n):
+        kind, value = _pg_placeholder(dialect, f"k{i}", sa.String()), _pg_placeholder(dialect, f"v{i}", sa.String())
+        guard = f" WHERE EXISTS (SELECT 1 FROM i{i - 1})" if i else ""  # noqa: S608 (our names only)
+        ctes.append(
+            f"i{i} AS (INSERT INTO {one_time_ids.name} (kind, value, expires_at)"
+            f" SELECT {kind}, {value}, {expires}{guard} ON CONFLICT DO NOTHING RETURNING 1)"
+        )
+    counts = ", ".join(f"(SELECT count(*) FROM i{i}) AS n{i}" for i in range(n))  # noqa: S608 (our names only)
+    process = UTCDateTime().bind_processor(dialect)
+    assert process is not None
+    return _PgStatement(
+        "WITH " + ", ".join(ctes) + " SELECT " + counts, [("expires_at", process)], [(f"n{i}", None) for i in range(n)]
+    )
+
+
 def _pg_with_audit(dialect: Any, statement: _PgStatement) -> _PgStatement:
     """``statement`` (an INSERT or UPDATE without a WITH of its own) and an audit event in one statement."""
     insert, bound = _pg_insert(dialect, audit_events, "a_", skip=("id",))
@@ -1148,6 +1169,26 @@ class SqlSessionStore:
         except IntegrityError:
             return False
         return True
+
+    def use_once_each(self, ids: Sequence[tuple[str, str]], expires_at: datetime) -> str | None:
+        """``use_once`` of each (kind, value) in turn until one was seen before: on PostgreSQL in one statement."""
+        if not self._fast or not ids:
+            for kind, value in ids:
+                if not self.use_once(kind, value, expires_at):
+                    return kind
+            return None
+        key = ("use once each", len(ids))
+        found = self._compiled.get(key)
+        if found is None:
+            found = self._compiled[key] = (key, _pg_use_once_each(self._engine.dialect, len(ids)))
+        params: dict[str, Any] = {"expires_at": expires_at}
+        for i, (kind, value) in enumerate(ids):
+            params[f"k{i}"], params[f"v{i}"] = kind, value[:200]
+        inserted = self._pg(found[1], params)
+        for (kind, _), n in zip(ids, inserted, strict=True):
+            if not n:
+                return kind
+        return None
 
     # --- registrations ---------------------------------------------------------------------
 

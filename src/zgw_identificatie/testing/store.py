@@ -126,6 +126,14 @@ class InMemorySessionStore:
             self.once[(kind, value)] = expires_at
             return True
 
+    def use_once_each(self, ids: Sequence[tuple[str, str]], expires_at: datetime) -> str | None:
+        with self._lock:
+            for kind, value in ids:
+                if (kind, value) in self.once:
+                    return kind
+                self.once[(kind, value)] = expires_at
+            return None
+
     def add_registration(self, registration: Registration) -> None:
         self.registrations[registration.id] = registration
         self.history.append(registration)

@@ -318,9 +318,12 @@ class DigidServiceProvider:
         keep_until = max(conditions_end, confirmation_end, now) + drift + timedelta(minutes=5)
         response_id = response.get("ID") or ""
         assertion_id = assertion.get("ID") or ""
-        if not self._one_time.use_once("digid-response", response_id, keep_until):
+        replayed = self._one_time.use_once_each(
+            (("digid-response", response_id), ("digid-assertion", assertion_id)), keep_until
+        )
+        if replayed == "digid-response":
             raise DigidFailed("Response ID replayed")
-        if not self._one_time.use_once("digid-assertion", assertion_id, keep_until):
+        if replayed is not None:
             raise DigidFailed("Assertion ID replayed")
         return DigidIdentity(
             bsn=bsn,

@@ -83,6 +83,23 @@ def test_a_login_flow_can_be_taken_once_and_not_after_it_expired(store):
     assert store.take_login_flow("nope", clock.now()) is None
 
 
+def test_a_login_flow_is_taken_with_its_session_once(store):
+    """take_login_flow_with_session: the same single use, and the session as ``get`` reads it (None: gone)."""
+    clock = FixedClock()
+    s = make_session(clock, id="s3", bsn=Bsn(BSN), state=SessionState.OPENED, opened_at=clock.now(), register=True)
+    store.add(s)
+    flow = LoginFlow("f1", "s3", "_r", "rs", clock.now(), clock.now() + timedelta(minutes=5))
+    store.add_login_flow(flow)
+    store.add_login_flow(LoginFlow("f2", "gone", "_r", "rs", clock.now(), clock.now() + timedelta(minutes=5)))
+    store.add_login_flow(LoginFlow("f3", "s3", "_r", "rs", clock.now(), clock.now() + timedelta(minutes=5)))
+    assert store.take_login_flow_with_session("f1", clock.now()) == (flow, s)
+    assert store.take_login_flow_with_session("f1", clock.now()) is None
+    assert store.take_login_flow_with_session("f2", clock.now())[1] is None
+    assert store.take_login_flow_with_session("f3", clock.now() + timedelta(minutes=6)) is None
+    assert store.take_login_flow("f3", clock.now()) is not None  # the expired attempt consumed nothing
+    assert store.take_login_flow_with_session("nope", clock.now()) is None
+
+
 def test_one_time_ids_are_accepted_once(store):
     """Replay store: the second use of the same id is refused."""
     clock = FixedClock()

@@ -152,3 +152,17 @@ def test_the_ids_of_one_response_are_used_in_one_round_trip_and_only_one_of_raci
         with ThreadPoolExecutor(4) as pool:
             outcomes = list(pool.map(lambda _: store.use_once_each(ids, NOW), range(4)))
         assert outcomes.count(None) == 1 and set(outcomes) == {None, "digid-response"}
+
+
+@pytest.mark.postgres
+def test_a_login_flow_and_its_session_are_taken_in_one_round_trip(pg_store):
+    from zgw_identificatie.testing.roundtrips import RoundTrips
+
+    store = pg_store
+    s = a_session(NOW, state=SessionState.OPENED, authenticated_at=None, level=None)
+    store.add(s)
+    flow = LoginFlow("f1", s.id, "_r", "rs", NOW, NOW + timedelta(minutes=5))
+    store.add_login_flow(flow)
+    trips = RoundTrips(store.engine)
+    assert store.take_login_flow_with_session("f1", NOW) == (flow, s)
+    assert len(trips.statements) == 1, trips.statements

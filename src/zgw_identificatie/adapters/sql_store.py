@@ -315,6 +315,12 @@ _TAKE_FLOW = (
     .values(consumed_at=sa.bindparam("now", type_=UTCDateTime()))
     .returning(*login_flows.c)
 )
+_taken = _TAKE_FLOW.cte("taken")
+# The flow taken and its session, in one statement (PostgreSQL: an UPDATE … RETURNING in a WITH); the flow's
+# columns are named flow_*, the session's as in sessions.
+_TAKE_FLOW_WITH_SESSION = sa.select(
+    *(_taken.c[c.key].label("flow_" + c.key) for c in login_flows.c if c.key != "consumed_at"), *sessions.c
+).select_from(_taken.outerjoin(sessions, sessions.c.id == _taken.c.session_id))
 _INSERT_ONE_TIME = one_time_ids.insert()
 _INSERT_REGISTRATION = registrations.insert()
 _GET_REGISTRATION = registrations.select().where(registrations.c.id == sa.bindparam("rid"))
@@ -1162,6 +1168,27 @@ class SqlSessionStore:
             created_at=r.created_at,
             expires_at=r.expires_at,
         )
+
+    def take_login_flow_with_session(
+        self, flow_id: str, now: datetime
+    ) -> tuple[LoginFlow, IdentificationSession | None] | None:
+        """``take_login_flow`` and ``get`` of its session; on PostgreSQL one statement (the same conditional
+        UPDATE … RETURNING, joined to the session)."""
+        if not self._fast:
+            flow = self.take_login_flow(flow_id, now)
+            return None if flow is None else (flow, self.get(flow.session_id))
+        r = self._one(_TAKE_FLOW_WITH_SESSION, {"fid": flow_id, "now": now})
+        if r is None:
+            return None
+        flow = LoginFlow(
+            id=r.flow_id,
+            session_id=r.flow_session_id,
+            request_id=r.flow_request_id,
+            relay_state=r.flow_relay_state,
+            created_at=r.flow_created_at,
+            expires_at=r.flow_expires_at,
+        )
+        return flow, (self._session(r) if r.id is not None else None)
 
     def use_once(self, kind: str, value: str, expires_at: datetime) -> bool:
         try:

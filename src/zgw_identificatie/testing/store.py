@@ -119,6 +119,12 @@ class InMemorySessionStore:
             self.flows[flow_id] = (entry[0], True)
             return entry[0]
 
+    def take_login_flow_with_session(
+        self, flow_id: str, now: datetime
+    ) -> tuple[LoginFlow, IdentificationSession | None] | None:
+        flow = self.take_login_flow(flow_id, now)
+        return None if flow is None else (flow, self.sessions.get(flow.session_id))
+
     def use_once(self, kind: str, value: str, expires_at: datetime) -> bool:
         with self._lock:
             if (kind, value) in self.once:

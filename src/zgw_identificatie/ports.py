@@ -51,6 +51,11 @@ class OneTimeIds(Protocol):
         """True the first time (kind, value) is seen; False on every later call (replay)."""
         ...
 
+    def use_once_each(self, ids: Sequence[tuple[str, str]], expires_at: datetime) -> str | None:
+        """``use_once`` of each (kind, value) in turn until one was seen before: that one's kind (the ids after
+        it are not recorded), or None when all were new. One round trip where the store can."""
+        ...
+
 
 @dataclass(frozen=True)
 class ZaakRef:
@@ -178,6 +183,13 @@ class SessionStore(OneTimeIds, Protocol):
 
     def take_login_flow(self, flow_id: str, now: datetime) -> LoginFlow | None:
         """Atomically consume an unexpired login flow; None when unknown, used or expired."""
+        ...
+
+    def take_login_flow_with_session(
+        self, flow_id: str, now: datetime
+    ) -> tuple[LoginFlow, IdentificationSession | None] | None:
+        """``take_login_flow``, with the session the flow is for (None when it is gone): one round trip where
+        the store can."""
         ...
 
     def add_registration(self, registration: Registration) -> None: ...

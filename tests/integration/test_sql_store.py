@@ -83,6 +83,23 @@ def test_a_login_flow_can_be_taken_once_and_not_after_it_expired(store):
     assert store.take_login_flow("nope", clock.now()) is None
 
 
+def test_a_login_flow_is_taken_with_its_session_once(store):
+    """take_login_flow_with_session: the same single use, and the session as ``get`` reads it (None: gone)."""
+    clock = FixedClock()
+    s = make_session(clock, id="s3", bsn=Bsn(BSN), state=SessionState.OPENED, opened_at=clock.now(), register=True)
+    store.add(s)
+    flow = LoginFlow("f1", "s3", "_r", "rs", clock.now(), clock.now() + timedelta(minutes=5))
+    store.add_login_flow(flow)
+    store.add_login_flow(LoginFlow("f2", "gone", "_r", "rs", clock.now(), clock.now() + timedelta(minutes=5)))
+    store.add_login_flow(LoginFlow("f3", "s3", "_r", "rs", clock.now(), clock.now() + timedelta(minutes=5)))
+    assert store.take_login_flow_with_session("f1", clock.now()) == (flow, s)
+    assert store.take_login_flow_with_session("f1", clock.now()) is None
+    assert store.take_login_flow_with_session("f2", clock.now())[1] is None
+    assert store.take_login_flow_with_session("f3", clock.now() + timedelta(minutes=6)) is None
+    assert store.take_login_flow("f3", clock.now()) is not None  # the expired attempt consumed nothing
+    assert store.take_login_flow_with_session("nope", clock.now()) is None
+
+
 def test_one_time_ids_are_accepted_once(store):
     """Replay store: the second use of the same id is refused."""
     clock = FixedClock()
@@ -90,6 +107,20 @@ def test_one_time_ids_are_accepted_once(store):
     assert store.use_once("assertion", "_abc", until) is True
     assert store.use_once("assertion", "_abc", until) is False
     assert store.use_once("response", "_abc", until) is True
+
+
+def test_one_time_ids_used_in_turn_stop_at_the_first_replay(store):
+    """use_once_each: use_once of each id in order until one was seen before; its kind is returned and the ids
+    after it are not recorded (the ACS's Response and Assertion IDs, in one statement on PostgreSQL)."""
+    until = FixedClock().now() + timedelta(minutes=5)
+    assert store.use_once_each([("response", "_r1"), ("assertion", "_a1")], until) is None
+    assert store.use_once_each([("response", "_r1"), ("assertion", "_a2")], until) == "response"
+    assert store.use_once("assertion", "_a2", until) is True  # not recorded after the replayed Response ID
+    assert store.use_once_each([("response", "_r2"), ("assertion", "_a1")], until) == "assertion"
+    assert store.use_once("response", "_r2", until) is False  # recorded, as use_once did before the replay
+    assert store.use_once_each([("response", "_r1"), ("assertion", "_a1")], until) == "response"
+    assert store.use_once_each([("twice", "_d"), ("twice", "_d")], until) == "twice"
+    assert store.use_once_each([], until) is None
 
 
 def test_purge_erases_expired_sessions_flows_and_ids_but_keeps_live_ones(store):

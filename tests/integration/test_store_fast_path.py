@@ -133,3 +133,36 @@ def test_each_statement_is_compiled_once_per_store(pg_store, monkeypatch):
         store.add_audit(audit_of(s.id))
         store.use_once("artifact", f"a{i}", NOW)
     assert len(compiled) == 3  # get, add_audit, use_once; the session changes are built without Core
+
+
+@pytest.mark.postgres
+def test_the_ids_of_one_response_are_used_in_one_round_trip_and_only_one_of_racing_callers_wins(pg_store):
+    """Response and Assertion ID: one statement; callers racing with the same ids: exactly one gets None."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from zgw_identificatie.testing.roundtrips import RoundTrips
+
+    store = pg_store
+    store.use_once("warm-up", "x", NOW)  # the first connection
+    trips = RoundTrips(store.engine)
+    assert store.use_once_each([("digid-response", "_r"), ("digid-assertion", "_a")], NOW) is None
+    assert len(trips.statements) == 1, trips.statements
+    for n in range(20):
+        ids = [("digid-response", f"_r{n}"), ("digid-assertion", f"_a{n}")]
+        with ThreadPoolExecutor(4) as pool:
+            outcomes = list(pool.map(lambda _: store.use_once_each(ids, NOW), range(4)))
+        assert outcomes.count(None) == 1 and set(outcomes) == {None, "digid-response"}
+
+
+@pytest.mark.postgres
+def test_a_login_flow_and_its_session_are_taken_in_one_round_trip(pg_store):
+    from zgw_identificatie.testing.roundtrips import RoundTrips
+
+    store = pg_store
+    s = a_session(NOW, state=SessionState.OPENED, authenticated_at=None, level=None)
+    store.add(s)
+    flow = LoginFlow("f1", s.id, "_r", "rs", NOW, NOW + timedelta(minutes=5))
+    store.add_login_flow(flow)
+    trips = RoundTrips(store.engine)
+    assert store.take_login_flow_with_session("f1", NOW) == (flow, s)
+    assert len(trips.statements) == 1, trips.statements

@@ -71,6 +71,31 @@ def test_the_untouched_fixture_is_accepted(h: AttackHarness) -> None:
     assert identity.assertion_id == "_assertion0000000000000000000000000000001"
 
 
+def test_the_artifact_resolve_request_is_what_the_session_would_prepare(h: AttackHarness) -> None:
+    """The request prepared at start-up and copied for each call has the method, URL, headers and body that
+    ``Session.prepare_request`` gives, also once the session holds a cookie for DigiD's host, and with a
+    session-wide auth (which gets the full preparation)."""
+    body = b"<soap:Envelope>artifact resolve</soap:Envelope>"
+    headers = {
+        "Content-Type": h.config.soap_content_type,
+        "SOAPAction": "http://www.oasis-open.org/committees/security",
+    }
+
+    def same() -> None:
+        ours = h.sp._resolve_request(body)
+        theirs = h.http.prepare_request(requests.Request("POST", IDP_ARS_URL, data=body, headers=headers))
+        assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
+        assert dict(ours.headers) == dict(theirs.headers) and ours.headers["Content-Length"] == str(len(body))
+
+    same()
+    h.http.cookies.set("lb", "node-2", domain="was-preprod1.digid.nl", path="/")
+    h.http.cookies.set("elsewhere", "x", domain="example.org", path="/")
+    same()
+    assert h.sp._resolve_request(body).headers["Cookie"] == "lb=node-2"
+    h.http.auth = ("user", "secret")
+    same()
+
+
 def test_the_back_channel_uses_mutual_tls_the_ca_bundle_and_timeouts(h: AttackHarness) -> None:
     """R6: client certificate, pinned CA bundle, (connect, read) timeouts, SOAP 1.1 text/xml."""
     h.run()

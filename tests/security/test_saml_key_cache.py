@@ -40,6 +40,39 @@ def test_the_signature_is_byte_for_byte_python3_saml_s(document: str, as_bytes: 
     assert sign(xml, pair.key_pem, pair.cert_pem) == (theirs if isinstance(theirs, bytes) else theirs.encode())
 
 
+def test_the_certificate_in_key_info_is_written_as_xmlsec_writes_it_for_every_length() -> None:
+    """KeyInfo is written by us (not by xmlsec from a key with its certificate): the same bytes as python3-saml's
+    signature for certificates of every DER length modulo 48 (base64 lines of 64 characters)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    pair = keys("sp")
+    private = serialization.load_pem_private_key(pair.key_pem.encode(), None)
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "issuer")])
+    now = dt.datetime.now(dt.UTC)
+    seen: set[int] = set()
+    for n in range(1, 65):
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x" * n)])
+        cert = (
+            x509.CertificateBuilder(subject, issuer, private.public_key(), 1, now, now + dt.timedelta(days=1)).sign(
+                private, hashes.SHA256()
+            )  # type: ignore[arg-type]
+        )
+        remainder = len(cert.public_bytes(serialization.Encoding.DER)) % 48
+        if remainder in seen:
+            continue
+        seen.add(remainder)
+        cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        theirs = OneLogin_Saml2_Utils.add_sign(
+            AUTHN_REQUEST, pair.key_pem, cert_pem, sign_algorithm=C.RSA_SHA256, digest_algorithm=C.SHA256
+        )
+        assert sign(AUTHN_REQUEST, pair.key_pem, cert_pem) == theirs, remainder
+    assert seen == set(range(48))
+
+
 def test_an_element_is_signed_in_place_like_python3_saml_does() -> None:
     pair = keys("sp")
     ours, theirs = etree.fromstring(AUTHN_REQUEST), etree.fromstring(AUTHN_REQUEST)

@@ -120,7 +120,13 @@ def test_unknown_expired_and_used_links_get_clear_pages_and_start_no_login(app):
     assert start.status_code == 404
     fresh = api_start(app, {"flow": "new-citizen"}).get_json()["id"]
     page = citizen.client.get(f"/i/{fresh}")  # any start page, for this browser's CSRF token
-    assert citizen.client.post(f"/i/{sid}/login", data={"csrf_token": csrf(page.text)}).status_code == 409
+    posted = citizen.client.post(f"/i/{sid}/login", data={"csrf_token": csrf(page.text)})
+    assert posted.status_code == 303 and posted.location.endswith(f"/i/{sid}/naar-digid")
+    hand_off = citizen.client.get(posted.location)  # the link is checked on the hand-off page, once
+    assert hand_off.status_code == 409 and "Met deze link is al ingelogd met DigiD." in hand_off.text
+    assert "zgwid_login" not in hand_off.headers.get("Set-Cookie", "")
+    unknown = citizen.client.post("/i/doesnotexist/login", data={"csrf_token": csrf(page.text)}, follow_redirects=True)
+    assert unknown.status_code == 404 and "Deze link werkt niet" in unknown.text
 
 
 def test_an_artifact_replayed_in_the_same_browser_is_refused(app):

@@ -315,6 +315,12 @@ _TAKE_FLOW = (
     .values(consumed_at=sa.bindparam("now", type_=UTCDateTime()))
     .returning(*login_flows.c)
 )
+_taken = _TAKE_FLOW.cte("taken")
+# The flow taken and its session, in one statement (PostgreSQL: an UPDATE … RETURNING in a WITH); the flow's
+# columns are named flow_*, the session's as in sessions.
+_TAKE_FLOW_WITH_SESSION = sa.select(
+    *(_taken.c[c.key].label("flow_" + c.key) for c in login_flows.c if c.key != "consumed_at"), *sessions.c
+).select_from(_taken.outerjoin(sessions, sessions.c.id == _taken.c.session_id))
 _INSERT_ONE_TIME = one_time_ids.insert()
 _INSERT_REGISTRATION = registrations.insert()
 _GET_REGISTRATION = registrations.select().where(registrations.c.id == sa.bindparam("rid"))
@@ -634,6 +640,27 @@ def _pg_session_change(dialect: Any, *, new: bool, event: bool, audit: bool) -> 
         ctes.append(f"audit AS ({insert})")
         binds += bound
     return _PgStatement("WITH " + ", ".join(ctes) + " SELECT 1", [(n, f) for n, f in binds if f is not None])
+
+
+def _pg_use_once_each(dialect: Any, n: int) -> _PgStatement:
+    """``SqlSessionStore.use_once_each`` for ``n`` ids in one statement: a chain of CTEs, each inserting its id
+    (``k<i>``, ``v<i>``) only when the one before it was new (``ON CONFLICT DO NOTHING``: a replay inserts
+    nothing and stops the chain), with the count each inserted (1 or 0)."""
+    expires = _pg_placeholder(dialect, "expires_at", UTCDateTime())
+    ctes: list[str] = []
+    for i in range(n):
+        kind, value = _pg_placeholder(dialect, f"k{i}", sa.String()), _pg_placeholder(dialect, f"v{i}", sa.String())
+        guard = f" WHERE EXISTS (SELECT 1 FROM i{i - 1})" if i else ""  # noqa: S608 (our names only)
+        ctes.append(
+            f"i{i} AS (INSERT INTO {one_time_ids.name} (kind, value, expires_at)"
+            f" SELECT {kind}, {value}, {expires}{guard} ON CONFLICT DO NOTHING RETURNING 1)"
+        )
+    counts = ", ".join(f"(SELECT count(*) FROM i{i}) AS n{i}" for i in range(n))  # noqa: S608 (our names only)
+    process = UTCDateTime().bind_processor(dialect)
+    assert process is not None
+    return _PgStatement(
+        "WITH " + ", ".join(ctes) + " SELECT " + counts, [("expires_at", process)], [(f"n{i}", None) for i in range(n)]
+    )
 
 
 def _pg_with_audit(dialect: Any, statement: _PgStatement) -> _PgStatement:
@@ -1142,12 +1169,53 @@ class SqlSessionStore:
             expires_at=r.expires_at,
         )
 
+    def take_login_flow_with_session(
+        self, flow_id: str, now: datetime
+    ) -> tuple[LoginFlow, IdentificationSession | None] | None:
+        """``take_login_flow`` and ``get`` of its session; on PostgreSQL one statement (the same conditional
+        UPDATE … RETURNING, joined to the session)."""
+        if not self._fast:
+            flow = self.take_login_flow(flow_id, now)
+            return None if flow is None else (flow, self.get(flow.session_id))
+        r = self._one(_TAKE_FLOW_WITH_SESSION, {"fid": flow_id, "now": now})
+        if r is None:
+            return None
+        flow = LoginFlow(
+            id=r.flow_id,
+            session_id=r.flow_session_id,
+            request_id=r.flow_request_id,
+            relay_state=r.flow_relay_state,
+            created_at=r.flow_created_at,
+            expires_at=r.flow_expires_at,
+        )
+        return flow, (self._session(r) if r.id is not None else None)
+
     def use_once(self, kind: str, value: str, expires_at: datetime) -> bool:
         try:
             self._one(_INSERT_ONE_TIME, {"kind": kind, "value": value[:200], "expires_at": expires_at})
         except IntegrityError:
             return False
         return True
+
+    def use_once_each(self, ids: Sequence[tuple[str, str]], expires_at: datetime) -> str | None:
+        """``use_once`` of each (kind, value) in turn until one was seen before: on PostgreSQL in one statement."""
+        if not self._fast or not ids:
+            for kind, value in ids:
+                if not self.use_once(kind, value, expires_at):
+                    return kind
+            return None
+        key = ("use once each", len(ids))
+        found = self._compiled.get(key)
+        if found is None:
+            found = self._compiled[key] = (key, _pg_use_once_each(self._engine.dialect, len(ids)))
+        params: dict[str, Any] = {"expires_at": expires_at}
+        for i, (kind, value) in enumerate(ids):
+            params[f"k{i}"], params[f"v{i}"] = kind, value[:200]
+        inserted = self._pg(found[1], params)
+        for (kind, _), n in zip(ids, inserted, strict=True):
+            if not n:
+                return kind
+        return None
 
     # --- registrations ---------------------------------------------------------------------
 

@@ -108,7 +108,11 @@ def audit(
 
 def load_for_citizen(session_id: str, *, store: SessionStore, clock: Clock) -> IdentificationSession:
     """The session behind a citizen link, if the link may still be used (R14)."""
-    session = store.get(session_id) if session_id else None
+    return usable_for_citizen(store.get(session_id) if session_id else None, clock=clock)
+
+
+def usable_for_citizen(session: IdentificationSession | None, *, clock: Clock) -> IdentificationSession:
+    """``load_for_citizen`` for a session already read (None: not found)."""
     if session is None:
         raise SessionNotFound()
     session.ensure_usable_link(clock.now())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -113,3 +114,11 @@ class MemoryOneTimeIds:
                 return False
             self.seen[(kind, value)] = expires_at
             return True
+
+    def use_once_each(self, ids: Sequence[tuple[str, str]], expires_at: datetime) -> str | None:
+        with self._lock:
+            for kind, value in ids:
+                if (kind, value) in self.seen:
+                    return kind
+                self.seen[(kind, value)] = expires_at
+            return None

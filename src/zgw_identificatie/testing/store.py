@@ -119,12 +119,26 @@ class InMemorySessionStore:
             self.flows[flow_id] = (entry[0], True)
             return entry[0]
 
+    def take_login_flow_with_session(
+        self, flow_id: str, now: datetime
+    ) -> tuple[LoginFlow, IdentificationSession | None] | None:
+        flow = self.take_login_flow(flow_id, now)
+        return None if flow is None else (flow, self.sessions.get(flow.session_id))
+
     def use_once(self, kind: str, value: str, expires_at: datetime) -> bool:
         with self._lock:
             if (kind, value) in self.once:
                 return False
             self.once[(kind, value)] = expires_at
             return True
+
+    def use_once_each(self, ids: Sequence[tuple[str, str]], expires_at: datetime) -> str | None:
+        with self._lock:
+            for kind, value in ids:
+                if (kind, value) in self.once:
+                    return kind
+                self.once[(kind, value)] = expires_at
+            return None
 
     def add_registration(self, registration: Registration) -> None:
         self.registrations[registration.id] = registration

@@ -110,14 +110,10 @@ def start(session_id: str) -> Response | tuple[str, int] | str:
 
 
 @bp.post("/<session_id>/login")
-def login(session_id: str) -> Response | tuple[str, int]:
+def login(session_id: str) -> Response:
     """'Inloggen met DigiD' (POST, CSRF-checked), answered with a redirect to the hand-off page (POST-redirect-GET):
-    going back after the login never asks the browser to post a form again."""
-    svc = services()
-    try:
-        common.load_for_citizen(session_id, store=svc.store, clock=svc.clock)
-    except (SessionNotFound, SessionExpired, SessionAlreadyUsed) as exc:
-        return _problem_for(session_id, exc)
+    going back after the login never asks the browser to post a form again. The link is checked there, once:
+    an unknown, expired or used link shows its page (and status) at the end of the redirect."""
     session["digid_start"] = session_id
     return redirect(url_for("citizen.to_digid", session_id=session_id), code=303)  # type: ignore[return-value]
 

@@ -83,7 +83,9 @@ def _expired_during_login(session_id: str) -> Response:
 def acs() -> Response:
     svc = services()
     # The browser's login flow is consumed by any call, so a failed call cannot be followed by a retry (R12).
-    flow = svc.store.take_login_flow(request.cookies.get(LOGIN_COOKIE, ""), svc.clock.now())
+    # Its session comes with it (one round trip); it is looked at only once the flow and RelayState match.
+    taken = svc.store.take_login_flow_with_session(request.cookies.get(LOGIN_COOKIE, ""), svc.clock.now())
+    flow, stored = taken if taken is not None else (None, None)
     if "SAMLResponse" in request.values:
         return _failure("SAMLResponse on the artifact ACS (R5)")
     artifact = request.args.get("SAMLart", "")
@@ -95,7 +97,7 @@ def acs() -> Response:
     if not hmac.compare_digest(relay_state.encode(), flow.relay_state.encode()):
         return _failure("RelayState does not match this browser's login flow (R13)")
     try:
-        ident = common.load_for_citizen(flow.session_id, store=svc.store, clock=svc.clock)
+        ident = common.usable_for_citizen(stored, clock=svc.clock)
     except SessionExpired:
         return _expired_during_login(flow.session_id)
     except (SessionNotFound, SessionAlreadyUsed):

@@ -76,7 +76,7 @@ def single_assertion(document_root: etree._Element, response: etree._Element) ->
     assertions = xpath(document_root, "//saml:Assertion")
     if len(assertions) != 1 or assertions[0].getparent() is not response:
         raise DigidFailed("expected exactly one assertion in the response")
-    ids = [str(v) for v in document_root.xpath("//@ID")]
+    ids = [str(v) for v in xpath(document_root, "//@ID")]
     if len(ids) != len(set(ids)):
         raise DigidFailed("duplicate ID attributes")
     for signature in xpath(document_root, "//ds:Signature"):

@@ -288,11 +288,14 @@ def health_target(cmdline: list[str]) -> tuple[str, str]:
     """What to check for the process that runs ``cmdline``: ("http", url), ("worker", ""), ("none", why), or
     ("unknown", why) when the command line could not be read.
 
-    ``serve`` execs gunicorn, so its command line carries the ``--bind`` address; the check follows it.
+    ``serve`` execs gunicorn, so its command line carries the ``--bind`` address; the check follows it. Until
+    the exec (settings being read) the command line is still ``zgw-identificatie serve …``: the same port is
+    asked, and nothing answering yet is unhealthy, not "nothing to check".
     """
     if not cmdline:
         return "unknown", "the process's command line could not be read"
-    if any(part.endswith("gunicorn") for part in cmdline):
+    ours = any("zgw-identificatie" in part or "zgw_identificatie" in part for part in cmdline)
+    if any(part.endswith("gunicorn") for part in cmdline) or (ours and "serve" in cmdline[1:]):
         bind = "0.0.0.0:8000"
         for i, part in enumerate(cmdline):
             if part in ("--bind", "-b") and i + 1 < len(cmdline):
@@ -307,7 +310,7 @@ def health_target(cmdline: list[str]) -> tuple[str, str]:
             host = "127.0.0.1"
         host = f"[{host}]" if ":" in host else host
         return "http", f"http://{host}:{port}/health/live"
-    if "worker" in cmdline[1:] and any("zgw-identificatie" in part or "zgw_identificatie" in part for part in cmdline):
+    if "worker" in cmdline[1:] and ours:
         return "worker", ""
     return "none", "not the service or the worker: " + " ".join(cmdline[:3])
 

@@ -79,6 +79,10 @@ def test_the_health_target_follows_gunicorns_bind_address() -> None:
     assert health_target([*gunicorn, "--bind", "unix:/run/g.sock"])[0] == "none"
     assert health_target(["/opt/venv/bin/python", "/opt/venv/bin/zgw-identificatie", "worker"]) == ("worker", "")
     assert health_target(["/opt/venv/bin/zgw-identificatie", "purge"])[0] == "none"
+    # serve before it has exec'ed gunicorn (still reading its settings): the same port, not "nothing to check"
+    serve = ["/opt/venv/bin/python", "/opt/venv/bin/zgw-identificatie", "serve"]
+    assert health_target(serve) == ("http", "http://127.0.0.1:8000/health/live")
+    assert health_target([*serve, "--bind", "127.0.0.1:8081"]) == ("http", "http://127.0.0.1:8081/health/live")
     assert health_target([])[0] == "unknown"  # unreadable: the check fails rather than guess
 
 

@@ -442,8 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                 service,
                 "--instance",
                 str(instance),
-                "--zgw-secret",
-                zgw_secret,
+                f"--zgw-secret={zgw_secret}",  # "=": a secret may begin with "-"
             ],
             env,
             workdir,

@@ -503,8 +503,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"http://127.0.0.1:{gport}",
                 "--instance",
                 str(instance),
-                "--zgw-secret",
-                zgw_secret,
+                f"--zgw-secret={zgw_secret}",  # "=": a secret may begin with "-"
             ],
             env,
             workdir,

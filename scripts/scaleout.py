@@ -502,8 +502,7 @@ def run(
                 "sandbox",
                 "--port",
                 str(sandbox_port),
-                "--zgw-secret",
-                zgw_secret,
+                f"--zgw-secret={zgw_secret}",  # "=": a secret may begin with "-"
             ],
             env,
             workdir,

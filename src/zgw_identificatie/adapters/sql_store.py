@@ -642,6 +642,12 @@ def _pg_session_change(dialect: Any, *, new: bool, event: bool, audit: bool) -> 
     return _PgStatement("WITH " + ", ".join(ctes) + " SELECT 1", [(n, f) for n, f in binds if f is not None])
 
 
+def _login_flow(row: Any, prefix: str = "") -> LoginFlow:
+    """A login flow from a row of ``login_flows`` (its columns named ``prefix`` + name)."""
+    names = ("id", "session_id", "request_id", "relay_state", "created_at", "expires_at")
+    return LoginFlow(**{name: getattr(row, prefix + name) for name in names})
+
+
 def _pg_use_once_each(dialect: Any, n: int) -> _PgStatement:
     """``SqlSessionStore.use_once_each`` for ``n`` ids in one statement: a chain of CTEs, each inserting its id
     (``k<i>``, ``v<i>``) only when the one before it was new (``ON CONFLICT DO NOTHING``: a replay inserts
@@ -726,15 +732,18 @@ class SqlSessionStore:
             found = self._compiled[key] = (statement, compiled)
         return found[1]
 
-    def _pg_change(self, *, new: bool, event: bool, audit: bool) -> _PgStatement:
-        key = ("session change", new, event, audit)
+    def _pg_built(self, key: tuple[Any, ...], build: Callable[[Any], _PgStatement]) -> _PgStatement:
+        """A statement of our own SQL (not compiled from a SQLAlchemy statement), built once per ``key``."""
         found = self._compiled.get(key)
         if found is None:
-            found = self._compiled[key] = (
-                key,
-                _pg_session_change(self._engine.dialect, new=new, event=event, audit=audit),
-            )
+            found = self._compiled[key] = (key, build(self._engine.dialect))
         return found[1]
+
+    def _pg_change(self, *, new: bool, event: bool, audit: bool) -> _PgStatement:
+        return self._pg_built(
+            ("session change", new, event, audit),
+            lambda dialect: _pg_session_change(dialect, new=new, event=event, audit=audit),
+        )
 
     def _pg_audited(self, statement: Any, keys: Sequence[str]) -> _PgStatement:
         key = ("audited", id(statement), tuple(keys))
@@ -1158,16 +1167,7 @@ class SqlSessionStore:
     def take_login_flow(self, flow_id: str, now: datetime) -> LoginFlow | None:
         """Single use (R12): one conditional UPDATE … RETURNING, so two takers cannot both win."""
         r = self._one(_TAKE_FLOW, {"fid": flow_id, "now": now})
-        if r is None:
-            return None
-        return LoginFlow(
-            id=r.id,
-            session_id=r.session_id,
-            request_id=r.request_id,
-            relay_state=r.relay_state,
-            created_at=r.created_at,
-            expires_at=r.expires_at,
-        )
+        return None if r is None else _login_flow(r)
 
     def take_login_flow_with_session(
         self, flow_id: str, now: datetime
@@ -1180,15 +1180,7 @@ class SqlSessionStore:
         r = self._one(_TAKE_FLOW_WITH_SESSION, {"fid": flow_id, "now": now})
         if r is None:
             return None
-        flow = LoginFlow(
-            id=r.flow_id,
-            session_id=r.flow_session_id,
-            request_id=r.flow_request_id,
-            relay_state=r.flow_relay_state,
-            created_at=r.flow_created_at,
-            expires_at=r.flow_expires_at,
-        )
-        return flow, (self._session(r) if r.id is not None else None)
+        return _login_flow(r, "flow_"), (self._session(r) if r.id is not None else None)
 
     def use_once(self, kind: str, value: str, expires_at: datetime) -> bool:
         try:
@@ -1204,14 +1196,11 @@ class SqlSessionStore:
                 if not self.use_once(kind, value, expires_at):
                     return kind
             return None
-        key = ("use once each", len(ids))
-        found = self._compiled.get(key)
-        if found is None:
-            found = self._compiled[key] = (key, _pg_use_once_each(self._engine.dialect, len(ids)))
+        statement = self._pg_built(("use once each", len(ids)), lambda dialect: _pg_use_once_each(dialect, len(ids)))
         params: dict[str, Any] = {"expires_at": expires_at}
         for i, (kind, value) in enumerate(ids):
             params[f"k{i}"], params[f"v{i}"] = kind, value[:200]
-        inserted = self._pg(found[1], params)
+        inserted = self._pg(statement, params)
         for (kind, _), n in zip(ids, inserted, strict=True):
             if not n:
                 return kind

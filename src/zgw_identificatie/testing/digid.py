@@ -116,9 +116,5 @@ class MemoryOneTimeIds:
             return True
 
     def use_once_each(self, ids: Sequence[tuple[str, str]], expires_at: datetime) -> str | None:
-        with self._lock:
-            for kind, value in ids:
-                if (kind, value) in self.seen:
-                    return kind
-                self.seen[(kind, value)] = expires_at
-            return None
+        """``use_once`` of each in turn until one was seen before (the port's rule)."""
+        return next((kind for kind, value in ids if not self.use_once(kind, value, expires_at)), None)

@@ -128,45 +128,26 @@ class CookieSessionsForPages(SecureCookieSessionInterface):
         it back (Flask does that twice per request); a test compares the headers with Flask's for every kind
         of session."""
         name = self.get_cookie_name(app)
-        domain = self.get_cookie_domain(app)
-        path = self.get_cookie_path(app)
-        secure = self.get_cookie_secure(app)
-        partitioned = self.get_cookie_partitioned(app)
-        samesite = self.get_cookie_samesite(app)
-        httponly = self.get_cookie_httponly(app)
-
+        attributes: dict[str, Any] = {
+            "domain": self.get_cookie_domain(app),
+            "path": self.get_cookie_path(app),
+            "secure": self.get_cookie_secure(app),
+            "partitioned": self.get_cookie_partitioned(app),
+            "samesite": self.get_cookie_samesite(app),
+            "httponly": self.get_cookie_httponly(app),
+        }
         varied = session.accessed  # then Vary says Cookie from here on: Flask's second add changes nothing
         if varied:
             _vary_cookie(response)
         if not session:
-            if session.modified:
-                response.delete_cookie(
-                    name,
-                    domain=domain,
-                    path=path,
-                    secure=secure,
-                    partitioned=partitioned,
-                    samesite=samesite,
-                    httponly=httponly,
-                )
-                if not varied:
-                    _vary_cookie(response)
+            if not session.modified:
+                return
+            response.delete_cookie(name, **attributes)
+        elif self.should_set_cookie(app, session):
+            value = self.get_signing_serializer(app).dumps(dict(session))  # type: ignore[union-attr]
+            response.set_cookie(name, value, expires=self.get_expiration_time(app, session), **attributes)
+        else:
             return
-        if not self.should_set_cookie(app, session):
-            return
-        expires = self.get_expiration_time(app, session)
-        val = self.get_signing_serializer(app).dumps(dict(session))  # type: ignore[union-attr]
-        response.set_cookie(
-            name,
-            val,
-            expires=expires,
-            httponly=httponly,
-            domain=domain,
-            path=path,
-            secure=secure,
-            partitioned=partitioned,
-            samesite=samesite,
-        )
         if not varied:
             _vary_cookie(response)
 

@@ -18,6 +18,7 @@ from .domain.errors import RegistryUnavailable
 from .logging_setup import configure_logging
 from .ports import Clock, IdentityProvider, ProofRenderer, SessionStore, ZaakRegistry
 from .settings import Settings, load_settings
+from .web.framework import ServiceFlask
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, *, adapters: dict[str, Any] | N
     Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
 
     web_dir = Path(__file__).resolve().parent / "web"
-    app = Flask(
+    app = ServiceFlask(
         __name__,
         instance_path=str(Path(settings.instance_path).resolve()),
         template_folder=str(web_dir / "templates"),

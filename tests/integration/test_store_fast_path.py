@@ -136,6 +136,36 @@ def test_each_statement_is_compiled_once_per_store(pg_store, monkeypatch):
 
 
 @pytest.mark.postgres
+def test_a_connection_keeps_one_cursor_for_the_fast_path_and_a_failed_statement_leaves_it(pg_store):
+    """Cursors are made once per pooled connection, not per statement; after an error (here a duplicate
+    key) the next statement gets a fresh cursor and works; a counting cursor class put on the connection
+    later (as the round-trip counter does) is used from then on."""
+    import psycopg
+
+    store = pg_store
+    made: list[object] = []
+
+    class Counting(psycopg.Cursor):  # type: ignore[type-arg]
+        def __init__(self, *args, **kwargs):
+            made.append(self)
+            super().__init__(*args, **kwargs)
+
+    sa.event.listen(
+        store.engine.pool, "checkout", lambda dbapi, _record, _proxy: setattr(dbapi, "cursor_factory", Counting)
+    )
+    s = a_session(NOW, state=SessionState.CREATED, authenticated_at=None, level=None)
+    store.add(s, audit=audit_of(s.id))
+    for i in range(20):
+        assert store.get(s.id) is not None
+        store.update(replace(s, purpose=f"p{i}"), audit=audit_of(s.id))
+    assert len(made) == 1  # one pooled connection (one thread), one cursor for 41 statements
+    with pytest.raises(sa.exc.IntegrityError):
+        store.add(s)  # the same id again
+    assert store.get(s.id).purpose == "p19"
+    assert len(made) == 2
+
+
+@pytest.mark.postgres
 def test_the_ids_of_one_response_are_used_in_one_round_trip_and_only_one_of_racing_callers_wins(pg_store):
     """Response and Assertion ID: one statement; callers racing with the same ids: exactly one gets None."""
     from concurrent.futures import ThreadPoolExecutor

@@ -150,3 +150,21 @@ def test_a_bad_bsn_and_an_unknown_zaak_are_both_reported_at_once(app):
         headers=AUTH,
     )
     assert api.status_code == 400 and api.get_json()["invalidParams"][0]["name"] == "bsn"
+
+
+def test_the_api_status_of_a_registered_session_reads_its_registration_once(tmp_path, monkeypatch):
+    """The status block and the API's own fields (documents, zaak) share one read of the registration."""
+    app = demo_app(tmp_path)
+    client = app.test_client()
+    sid = client.post("/api/v1/sessions", json={"flow": "new-citizen"}, headers=AUTH).get_json()["id"]
+    Citizen.new(app).login(sid, bsn=BSN)
+    run_worker(app)
+    store = services_of(app).store
+    reads: list[str] = []
+    real = store.registration_for_session
+    monkeypatch.setattr(
+        store, "registration_for_session", lambda session_id: reads.append(session_id) or real(session_id)
+    )
+    body = client.get(f"/api/v1/sessions/{sid}", headers=AUTH).get_json()
+    assert body["registration"]["state"] == "done" and body["documents"] and body["zaak"]["url"]
+    assert reads == [sid]

@@ -170,12 +170,12 @@ def _detail(session: IdentificationSession) -> str | None:
 def present(session: IdentificationSession) -> dict[str, Any]:
     """The API's Session (OpenAPI ``Session``): the status block plus what an integrator needs to act on it."""
     svc = services()
-    data = session_status(session, svc.store, svc.clock.now())
+    reg = svc.store.registration_for_session(session.id) if session.registration_state else None
+    data = session_status(session, svc.store, svc.clock.now(), reg)
     data["url"] = svc.settings.base_url.rstrip("/") + f"/api/v1/sessions/{session.id}"
     data["detail"] = _detail(session)
     data["behandelaarId"] = session.owner_id
     data["endedAt"] = session.ended_at.isoformat() if session.ended_at else None
-    reg = svc.store.registration_for_session(session.id) if session.registration_state else None
     data["documents"] = [reg.document_url] if reg and reg.document_url else []
     zaak_url = session.zaak_url or (reg.zaak_url if reg else None)
     zaak_id = session.zaak_identificatie or (reg.zaak_identificatie if reg else None)

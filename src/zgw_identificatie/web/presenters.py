@@ -31,8 +31,13 @@ def progress(session: IdentificationSession, now: Any) -> str:
     return session.state.value
 
 
-def session_status(session: IdentificationSession, store: SessionStore, now: Any) -> dict[str, Any]:
-    reg = store.registration_for_session(session.id) if session.registration_state else None
+_READ = object()  # session_status: read the registration (no caller has it yet)
+
+
+def session_status(session: IdentificationSession, store: SessionStore, now: Any, reg: Any = _READ) -> dict[str, Any]:
+    """The status block; ``reg``: the session's registration when the caller has read it already."""
+    if reg is _READ:
+        reg = store.registration_for_session(session.id) if session.registration_state else None
     data: dict[str, Any] = {
         "id": session.id,
         "flow": session.flow.value,

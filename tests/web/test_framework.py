@@ -134,3 +134,12 @@ def test_plain_functions_are_used_as_they_are_and_anything_else_goes_through_fla
         assert wrapped is not coroutine and wrapped() == 2
     partial = functools.partial(plain)
     assert app.ensure_sync(partial) is partial  # not a plain function: Flask decides, and keeps it
+
+
+def test_a_line_break_is_still_refused_where_a_header_is_set() -> None:
+    """The short copy relies on werkzeug checking each value when it is set, not again when it is sent."""
+    resp = ServiceResponse("x")
+    with pytest.raises(ValueError):
+        resp.headers["X-Injected"] = "a\r\nSet-Cookie: evil=1"
+    with pytest.raises(ValueError):
+        resp.headers.add("X-Injected", "a\nb")

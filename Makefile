@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup browser-deps proxy-deps bench-deps postgres lint typecheck bench e2e translations specs lock container-smoke clean
+.PHONY: demo test setup browser-deps proxy-deps bench-deps postgres lint typecheck bench bench-instructions e2e translations specs lock container-smoke clean
 
 # requirements.lock pins every dependency (runtime and dev) at the tested version; the image uses it too.
 $(STAMP): pyproject.toml requirements.lock
@@ -82,6 +82,11 @@ bench-deps:
 bench: setup bench-deps postgres
 	$(BIN)/python scripts/benchmark.py
 	$(BIN)/python scripts/bench_service.py $(BENCH_ARGS)
+
+# Instructions per request under valgrind (callgrind): steady on a busy machine (AGAINST=<git ref> to compare).
+bench-instructions: setup postgres
+	@command -v valgrind >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+	$(BIN)/python scripts/bench_instructions.py $(if $(AGAINST),--against $(AGAINST))
 
 clean:
 	rm -rf $(VENV) .lock-venv node_modules instance test-artifacts

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 from lxml import etree
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
+from threads import in_two_threads
 from zgw_identificatie.adapters.digid import schema_cache, sp  # noqa: F401 - sp installs the cache
 
 VALID = (
@@ -34,14 +33,6 @@ def test_the_library_validates_against_the_cached_schema_with_the_same_verdicts(
 
 def test_each_thread_has_its_own_compiled_schema():
     """lxml validators keep an error log: two threads never share one."""
-    seen = []
-
-    def worker() -> None:
-        seen.append(schema_cache.compiled("saml-schema-protocol-2.0.xsd"))  # kept alive by the list
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-        t.join()
+    seen = in_two_threads(lambda: schema_cache.compiled("saml-schema-protocol-2.0.xsd"))
     mine = schema_cache.compiled("saml-schema-protocol-2.0.xsd")
     assert len(seen) == 2 and seen[0] is not seen[1] and all(s is not mine for s in seen)

@@ -10,6 +10,7 @@ from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 from saml_helpers import make_simulator_world
 
+from threads import in_two_threads
 from zgw_identificatie.adapters.digid import sp, xpath_cache  # noqa: F401 - sp installs the cache
 from zgw_identificatie.domain.assurance import AssuranceLevel
 
@@ -78,15 +79,7 @@ def test_a_login_compiles_each_expression_once_per_thread(tmp_path: Path, monkey
 def test_each_thread_compiles_its_own_and_the_cache_is_bounded(monkeypatch):
     cache = xpath_cache.XPathCache({"x": "urn:x"})
     root = etree.fromstring(b'<x:a xmlns:x="urn:x"><x:b/><x:b/></x:a>')
-    seen = []
-
-    def worker() -> None:
-        seen.append(cache.compiled("//x:b"))  # kept alive by the list
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-        t.join()
+    seen = in_two_threads(lambda: cache.compiled("//x:b"))
     assert seen[0] is not seen[1] and cache.compiled("//x:b") not in seen
     monkeypatch.setattr(xpath_cache, "MAX_EXPRESSIONS", 1)
     fresh = xpath_cache.XPathCache({"x": "urn:x"})

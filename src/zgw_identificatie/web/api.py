@@ -30,7 +30,7 @@ from ..flows import common, lifecycle, registration
 from ..settings import ConfigError
 from . import ratelimit
 from .openapi import OPENAPI, PROBLEM_TYPES, problem_type
-from .presenters import session_status
+from .presenters import registration_of, session_status
 from .security import api_client, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -170,7 +170,7 @@ def _detail(session: IdentificationSession) -> str | None:
 def present(session: IdentificationSession) -> dict[str, Any]:
     """The API's Session (OpenAPI ``Session``): the status block plus what an integrator needs to act on it."""
     svc = services()
-    reg = svc.store.registration_for_session(session.id) if session.registration_state else None
+    reg = registration_of(session, svc.store)
     data = session_status(session, svc.store, svc.clock.now(), reg)
     data["url"] = svc.settings.base_url.rstrip("/") + f"/api/v1/sessions/{session.id}"
     data["detail"] = _detail(session)

@@ -38,24 +38,28 @@ _PLAIN_LOCATION = re.compile(
 
 class ServiceResponse(Response):
     def get_wsgi_headers(self, environ: dict[str, Any]) -> Headers:
-        status = self.status_code
-        if 200 <= status < 400 and status != 204 and status != 304:
-            pairs = self.headers._list  # werkzeug's own list of (name, value), each checked when it was set
-            has_length = False
-            for name, value in pairs:
-                lower = name.lower()
-                if lower == "content-length":
-                    has_length = True
-                elif lower == "content-location" or (
-                    lower == "location" and (self.autocorrect_location_header or not _PLAIN_LOCATION.fullmatch(value))
-                ):
-                    break
-            else:
-                if has_length:
-                    copy = Headers()
-                    copy._list = list(pairs)
-                    return copy
+        if self._headers_unchanged_by_werkzeug():
+            copy = Headers()
+            copy._list = list(self.headers._list)  # each (name, value) was checked when it was set
+            return copy
         return super().get_wsgi_headers(environ)
+
+    def _headers_unchanged_by_werkzeug(self) -> bool:
+        """werkzeug's ``get_wsgi_headers`` would return the headers as they are: a 2xx/3xx with a body, a
+        ``Content-Length``, no ``Content-Location``, and no ``Location`` for it to rewrite."""
+        status = self.status_code
+        if not 200 <= status < 400 or status in (204, 304):
+            return False
+        has_length = False
+        for name, value in self.headers._list:
+            lower = name.lower()
+            if lower == "content-length":
+                has_length = True
+            elif lower == "content-location":
+                return False
+            elif lower == "location" and (self.autocorrect_location_header or not _PLAIN_LOCATION.fullmatch(value)):
+                return False
+        return has_length
 
 
 class ServiceFlask(Flask):

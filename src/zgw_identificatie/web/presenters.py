@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from ..domain.codes import group
+from ..domain.registration import Registration
 from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionReason, SessionState
 from ..ports import SessionStore
 from .i18n import gettext as _
@@ -31,13 +32,18 @@ def progress(session: IdentificationSession, now: Any) -> str:
     return session.state.value
 
 
+def registration_of(session: IdentificationSession, store: SessionStore) -> Registration | None:
+    """The session's registration (proof → zaak), read only when it has one."""
+    return store.registration_for_session(session.id) if session.registration_state else None
+
+
 _READ = object()  # session_status: read the registration (no caller has it yet)
 
 
 def session_status(session: IdentificationSession, store: SessionStore, now: Any, reg: Any = _READ) -> dict[str, Any]:
     """The status block; ``reg``: the session's registration when the caller has read it already."""
     if reg is _READ:
-        reg = store.registration_for_session(session.id) if session.registration_state else None
+        reg = registration_of(session, store)
     data: dict[str, Any] = {
         "id": session.id,
         "flow": session.flow.value,

@@ -41,6 +41,8 @@ KENMERKEN = ("flow", "state", "behandelaar")
 LEASE_SECONDS = 60
 TIMEOUT_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 3600
+FAN_OUT_BATCH = 1000  # events per fan-out transaction
+FAN_OUT_BUDGET_SECONDS = 2.0  # per worker pass, then the deliveries get their turn
 
 
 class DeliveryFailed(Exception):
@@ -215,6 +217,28 @@ class EventSender:
         self._post(str(url), data=body, headers=webhook_headers(str(secret), f"msg_{event.id}", body))
 
 
+def fan_out(
+    store: EventOutbox,
+    channels: Callable[[SessionEvent], Sequence[str]],
+    now: Callable[[], datetime],
+    *,
+    batch: int = FAN_OUT_BATCH,
+    budget_seconds: float = FAN_OUT_BUDGET_SECONDS,
+) -> int:
+    """Fan out new events, batch after batch, until none is left or the time budget is spent (the worker's
+    next pass goes on). A purge of a long backlog writes one ``session.expired`` event per unfinished
+    session: at about ten thousand events a second these drain in minutes, not hours, so the events of
+    today's identifications are not stuck behind them. Returns the events handled."""
+    deadline = time.monotonic() + budget_seconds
+    handled = 0
+    while True:
+        n = store.fan_out_events(channels, now(), limit=batch)
+        handled += n
+        if n < batch or time.monotonic() >= deadline:
+            return handled
+        time.sleep(0)  # let the web threads of this process run between batches
+
+
 def deliver_due(
     store: EventOutbox, sender: EventSender, *, now: Callable[[], datetime], limit: int = 50, rounds: int = 10
 ) -> int:
@@ -222,7 +246,7 @@ def deliver_due(
     when the one before it is delivered). Returns the number of attempts."""
     settings = sender.settings
     attempts = 0
-    store.fan_out_events(channels_for(settings), now(), limit=500)
+    fan_out(store, channels_for(settings), now)
     for _ in range(rounds):
         batch = store.claim_due_deliveries(now(), lease_seconds=LEASE_SECONDS, limit=limit)
         if not batch:

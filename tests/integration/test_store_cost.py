@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -201,3 +201,66 @@ def test_after_a_database_restart_the_pool_recovers_without_a_ping_per_checkout(
         pg_store.add(a_session(clock.now(), id="s2"))
     pg_store.add(a_session(clock.now(), id="s3"))
     assert pg_store.get("s3") is not None and pg_store.engine.pool._pre_ping is False
+
+
+def insert_new_events(store: SqlSessionStore, sessions: int, per_session: int) -> None:
+    """``per_session`` interleaved new events for each of ``sessions`` sessions, in one INSERT … SELECT."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO events (session_id, client_id, owner_id, flow, type, state, created_at, fanned_out)"
+                " SELECT 's-' || s, CASE WHEN s % 2 = 0 THEN 'api:zac' END, 'local:a', 'known-citizen',"
+                " 'session.opened', 'opened', now(), false"
+                " FROM generate_series(1, :per) AS e, generate_series(1, :sessions) AS s ORDER BY e, s"
+            ),
+            {"per": per_session, "sessions": sessions},
+        )
+
+
+@pytest.mark.postgres
+def test_a_fan_out_batch_costs_the_same_few_round_trips_whatever_its_size(pg_store):
+    """Before: one transaction per event (BEGIN, an UPDATE with an 'earlier event pending?' check, an INSERT per
+    channel, COMMIT), about 330 events a second; a purge of a long backlog leaves one ``session.expired`` event
+    per unfinished session, so a million of them took the worker close to an hour, with today's events behind
+    them. Now a batch is BEGIN, the lock, one read, one UPDATE, one INSERT of all deliveries, COMMIT."""
+    insert_new_events(pg_store, sessions=300, per_session=3)
+    channels = lambda e: ["notificaties", "webhook:zac"] if e.client_id else ["notificaties"]  # noqa: E731
+    trips = RoundTrips(pg_store.engine)
+    assert pg_store.fan_out_events(channels, datetime.now(UTC), limit=50) == 50
+    small = list(trips.statements)
+    trips.statements.clear()
+    assert pg_store.fan_out_events(channels, datetime.now(UTC), limit=800) == 800
+    assert len(trips.statements) == len(small) <= 6, "\n".join(trips.statements)
+    assert count(pg_store, "event_deliveries") == 850 * 3 // 2
+
+
+@pytest.mark.postgres
+def test_a_backlog_of_new_events_drains_in_one_worker_pass_in_order_per_session(pg_store):
+    from zgw_identificatie.outbox import fan_out
+
+    insert_new_events(pg_store, sessions=40, per_session=25)  # 1,000 events
+    assert fan_out(pg_store, lambda e: ["nrc"], lambda: datetime.now(UTC), batch=64, budget_seconds=60) == 1000
+    assert count(pg_store, "event_deliveries") == 1000
+    with pg_store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT session_id, event_id, id FROM event_deliveries ORDER BY id")).all()
+        unfanned = conn.execute(sa.text("SELECT count(*) FROM events WHERE NOT fanned_out")).scalar_one()
+    assert unfanned == 0
+    by_session: dict[str, list[int]] = {}
+    for session_id, event_id, _ in rows:
+        by_session.setdefault(session_id, []).append(event_id)
+    assert len(by_session) == 40 and all(ids == sorted(ids) and len(ids) == 25 for ids in by_session.values())
+
+
+@pytest.mark.postgres
+def test_while_another_worker_fans_out_a_second_one_returns_at_once_and_nothing_is_doubled(pg_store):
+    insert_new_events(pg_store, sessions=5, per_session=2)
+    lock = "SELECT pg_advisory_lock(hashtext(current_schema() || '.zgwid-fan-out'))"
+    with pg_store.engine.connect() as other:
+        other.execute(sa.text(lock))  # the other worker, in the middle of its batch
+        assert pg_store.fan_out_events(lambda e: ["nrc"], datetime.now(UTC), limit=100) == 0
+        assert count(pg_store, "event_deliveries") == 0
+        other.execute(sa.text(lock.replace("pg_advisory_lock", "pg_advisory_unlock")))
+        other.commit()
+    assert pg_store.fan_out_events(lambda e: ["nrc"], datetime.now(UTC), limit=100) == 10
+    assert pg_store.fan_out_events(lambda e: ["nrc"], datetime.now(UTC), limit=100) == 0
+    assert count(pg_store, "event_deliveries") == 10

@@ -134,7 +134,14 @@ events = sa.Table(
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("detail", sa.String(40)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("fanned_out", sa.Boolean, nullable=False, index=True),
+    sa.Column("fanned_out", sa.Boolean, nullable=False),
+    # The fan-out reads the oldest new events: an index of only those, in id order (migration 0008).
+    sa.Index(
+        "ix_events_new",
+        "id",
+        postgresql_where=sa.text("NOT fanned_out"),
+        sqlite_where=sa.text("fanned_out = 0"),
+    ),
 )
 
 # One row per event and channel (the Notificaties API, an API client's webhook), retried with backoff.
@@ -414,7 +421,23 @@ _DUE_DELIVERY_IDS, _CLAIM_DELIVERY = _lease_statements(
         _earlier.c.event_id < event_deliveries.c.event_id,
     ),
 )
+_BATCH_LIMIT = sa.bindparam("limit", type_=sa.Integer)
 _GET_EVENT = events.select().where(events.c.id == sa.bindparam("eid"))
+# Fan-out: the oldest new events (the partial index ix_events_new serves the order and the filter), marked
+# in one statement, their deliveries inserted in one (insertmanyvalues on PostgreSQL).
+_NEW_EVENTS = events.select().where(sa.not_(events.c.fanned_out)).order_by(events.c.id).limit(_BATCH_LIMIT)
+_MARK_FANNED_OUT = (
+    events.update()
+    .where(events.c.id.in_(sa.bindparam("ids", expanding=True)), sa.not_(events.c.fanned_out))
+    .values(fanned_out=True)
+)
+_INSERT_DELIVERY = event_deliveries.insert()
+_FAN_OUT_LOCK = sa.text("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.zgwid-fan-out'))")
+
+
+class _FanOutRaced(Exception):
+    """Another caller marked part of this batch first (SQLite, where no advisory lock exists)."""
+
 _DUE_CONFIRMATION_IDS, _CLAIM_CONFIRMATION = _lease_statements(
     code_confirmations,
     _leasable(code_confirmations, code_confirmations.c.state == ConfirmationState.PENDING.value),
@@ -1072,40 +1095,44 @@ class SqlSessionStore:
             return [self._event(r) for r in conn.execute(query)]
 
     def fan_out_events(self, channels: Callable[[SessionEvent], Sequence[str]], now: datetime, *, limit: int) -> int:
-        """Turn new events into one pending delivery per channel, in event order; returns the events handled."""
-        with self.engine.connect() as conn:
-            rows = list(
-                conn.execute(events.select().where(events.c.fanned_out.is_(False)).order_by(events.c.id).limit(limit))
-            )
-        done = 0
-        for r in rows:
-            earlier = events.alias("earlier")
-            # Never before an earlier event of the same session (another worker may still be fanning it out):
-            # its deliveries exist before this event's do, so the per-session order holds across workers.
-            earlier_pending = sa.exists().where(
-                earlier.c.session_id == r.session_id, earlier.c.id < r.id, earlier.c.fanned_out.is_(False)
-            )
-            with self.engine.begin() as conn:
-                won = conn.execute(
-                    events.update()
-                    .where(events.c.id == r.id, events.c.fanned_out.is_(False), ~earlier_pending)
-                    .values(fanned_out=True)
-                ).rowcount
-                if won != 1:
-                    continue
-                for channel in channels(self._event(r)):
-                    conn.execute(
-                        event_deliveries.insert().values(
-                            event_id=r.id,
-                            session_id=r.session_id,
-                            channel=channel,
-                            state="pending",
-                            attempts=0,
-                            next_attempt_at=now,
-                        )
-                    )
-                done += 1
-        return done
+        """Turn the oldest ``limit`` new events into pending deliveries, one per channel; returns the events
+        handled. One transaction per call: read the batch, mark it, insert its deliveries (a few round trips
+        for the whole batch, whatever its size), so a backlog of many thousands drains in seconds.
+
+        Per-session order: the batch is always the oldest new events, so every earlier event of a session
+        in it is either fanned out already or in the same batch. Two workers never fan out at once: on
+        PostgreSQL a transaction-level advisory lock (per schema) makes a second caller return 0 at once;
+        on SQLite (one process) a caller whose batch another one marked first rolls back and returns 0."""
+
+        def work(conn: sa.Connection) -> int:
+            if conn.dialect.name == "postgresql" and not conn.execute(_FAN_OUT_LOCK).scalar():
+                return 0  # another worker is fanning out; the next round goes on
+            rows = conn.execute(_NEW_EVENTS, {"limit": limit}).all()
+            if not rows:
+                return 0
+            ids = [r.id for r in rows]
+            if conn.execute(_MARK_FANNED_OUT, {"ids": ids}).rowcount != len(ids):
+                raise _FanOutRaced
+            deliveries = [
+                {
+                    "event_id": r.id,
+                    "session_id": r.session_id,
+                    "channel": channel,
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                }
+                for r in rows
+                for channel in channels(self._event(r))
+            ]
+            if deliveries:
+                conn.execute(_INSERT_DELIVERY, deliveries)
+            return len(rows)
+
+        try:
+            return self._run(work, transaction=True)
+        except _FanOutRaced:
+            return 0
 
     def claim_due_deliveries(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Delivery]:
         """Pending deliveries that are due and first in line for their session and channel (ordered per session)."""

@@ -3,8 +3,9 @@
 Counters and the ZGW latency histogram are process-local objects of ``prometheus_client``; under
 gunicorn (``zgw-identificatie serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` before the workers start, and
 ``gunicorn_conf.child_exit`` marks dead workers) they are summed over all worker processes at scrape
-time. Registration states, attempts and the age of the oldest pending registration are read from the
-store at scrape time (``StoreCollector``), so every replica reports the same, shared truth.
+time. Registration states, attempts and the age of the oldest pending registration, and the outbox's
+backlog (events waiting for the fan-out, deliveries pending or given up, the age of the oldest of each) are
+read from the store at scrape time (``StoreCollector``), so every replica reports the same, shared truth.
 
 Exposed on the service's port at ``/metrics`` behind ``ZGWID_METRICS_TOKEN`` (a bearer token; no token:
 404), and/or without a token on ``ZGWID_METRICS_PORT`` (a separate listener, for a scraper inside the
@@ -152,6 +153,33 @@ class StoreCollector(Collector):
         )
         attempts.add_metric([], max_attempts)
         yield attempts
+        try:
+            waiting, waiting_age, deliveries, pending_age = outbox_stats(self.store)
+        except Exception as exc:  # as above: the scrape goes on without these
+            log.warning("outbox metrics unavailable: %s", type(exc).__name__)
+            return
+        new = GaugeMetricFamily("zgwid_events_waiting", "Session events not yet fanned out into deliveries")
+        new.add_metric([], waiting)
+        yield new
+        new_age = GaugeMetricFamily(
+            "zgwid_event_oldest_waiting_age_seconds", "Age of the oldest event not yet fanned out (0 when none)"
+        )
+        new_age.add_metric([], waiting_age)
+        yield new_age
+        to_send = GaugeMetricFamily(
+            "zgwid_event_deliveries_by_state",
+            "Deliveries of events still to send (pending) or given up (failed), by channel",
+            labels=["channel", "state"],
+        )
+        for (channel, state), n in sorted(deliveries.items()):
+            to_send.add_metric([channel, state], n)
+        yield to_send
+        lag = GaugeMetricFamily(
+            "zgwid_event_delivery_oldest_pending_age_seconds",
+            "Age of the event behind the oldest pending delivery: how far the receivers lag (0 when none)",
+        )
+        lag.add_metric([], pending_age)
+        yield lag
 
 
 def registration_stats(store: Any, now: datetime | None = None) -> tuple[dict[str, int], float, int]:
@@ -183,6 +211,50 @@ def registration_stats(store: Any, now: datetime | None = None) -> tuple[dict[st
         most = max((r.attempts for r in pending), default=0)
     oldest = max(0.0, (now - first).total_seconds()) if first is not None else 0.0
     return by_state, oldest, int(most or 0)
+
+
+def channel_kind(channel: str) -> str:
+    """``notificaties`` or ``webhook`` (a webhook channel is ``webhook:<API client>``): a fixed label set."""
+    return "webhook" if channel.startswith("webhook:") else channel
+
+
+def outbox_stats(store: Any, now: datetime | None = None) -> tuple[int, float, dict[tuple[str, str], int], float]:
+    """(events waiting for the fan-out, age in seconds of the oldest of them, {(channel kind, state): n} of the
+    pending and failed deliveries, age in seconds of the event behind the oldest pending delivery)."""
+    now = now or datetime.now(UTC)
+    engine = getattr(store, "engine", None)
+    if engine is None:  # the in-memory store of the unit tests has no outbox tables
+        return 0, 0.0, {}, 0.0
+    import sqlalchemy as sa
+
+    from .adapters.sql_store import event_deliveries as d
+    from .adapters.sql_store import events as e
+
+    kind = sa.case((d.c.channel.like("webhook:%"), "webhook"), else_=d.c.channel)
+    with engine.connect() as conn:
+        waiting, first_new = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(e.c.created_at)).where(sa.not_(e.c.fanned_out))
+        ).one()
+        counted = conn.execute(
+            sa.select(kind.label("kind"), d.c.state, sa.func.count().label("n"))
+            .where(d.c.state.in_(("pending", "failed")))
+            .group_by(kind, d.c.state)
+        )
+        deliveries = {(str(r.kind), str(r.state)): int(r.n) for r in counted}
+        first_pending = conn.execute(
+            sa.select(sa.func.min(e.c.created_at))
+            .select_from(d.join(e, e.c.id == d.c.event_id))
+            .where(d.c.state == "pending")
+        ).scalar()
+
+    def age(first: datetime | None) -> float:
+        if first is None:
+            return 0.0
+        if first.tzinfo is None:  # SQLite
+            first = first.replace(tzinfo=UTC)
+        return max(0.0, (now - first).total_seconds())
+
+    return int(waiting), age(first_new), deliveries, age(first_pending)
 
 
 def multiprocess() -> bool:

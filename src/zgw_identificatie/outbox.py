@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from . import metrics
 from .domain.events import Delivery, SessionEvent
 from .ports import EventOutbox
 from .settings import Settings
@@ -268,6 +269,8 @@ def deliver_due(
 
 
 def _log(delivery: Delivery, attempt: int, outcome: str, error: str) -> None:
+    """One log line and one count (``zgwid_event_deliveries_total{channel,outcome}``) per attempt."""
+    metrics.EVENT_DELIVERIES.labels(metrics.channel_kind(delivery.channel), outcome).inc()
     event = delivery.event
     log.info(
         "event delivery channel=%s outcome=%s event=%s type=%s session=%s attempt=%d%s",

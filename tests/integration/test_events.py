@@ -9,7 +9,7 @@ import json
 import secrets
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -312,3 +312,39 @@ def test_a_session_nobody_finished_ends_with_an_expired_event_when_the_purge_era
     assert states[left] == [("create", "created"), ("destroy", "created")]
     assert [s for _, s in states[done]] == STATES  # a completed session has said its last word already
     assert nrc.invalid == []
+
+
+def test_the_outbox_backlog_and_every_delivery_attempt_are_in_the_metrics(tmp_path, nrc):
+    """An operator sees events waiting for the fan-out, deliveries waiting for a receiver (and how old the oldest
+    is), and a count per attempt by channel and outcome; none of it names a session."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    from zgw_identificatie.metrics import outbox_stats, scrape_registry
+
+    def attempts(outcome: str) -> float:
+        labels = {"channel": "notificaties", "outcome": outcome}
+        return REGISTRY.get_sample_value("zgwid_event_deliveries_total", labels) or 0.0
+
+    clock = FixedClock(datetime.now(UTC))
+    app = nrc_app(tmp_path, clock, nrc)
+    store = services_of(app).store
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    assert outbox_stats(store, later) == (0, 0.0, {}, 0.0)
+    nrc.failing = True
+    sid = a_whole_session(app)
+    waiting, waiting_age, deliveries, lag = outbox_stats(store, later)
+    assert (waiting, deliveries, lag) == (4, {}, 0.0) and 540 < waiting_age <= 600
+    retries, delivered = attempts("retry"), attempts("delivered")
+    run_once(services_of(app))  # fanned out; the first is tried and fails, the other three wait behind it
+    waiting, waiting_age, deliveries, lag = outbox_stats(store, later)
+    assert (waiting, waiting_age, deliveries) == (0, 0.0, {("notificaties", "pending"): 4}) and 540 < lag <= 600
+    assert attempts("retry") == retries + 1
+    text = generate_latest(scrape_registry(store)).decode()
+    assert 'zgwid_event_deliveries_by_state{channel="notificaties",state="pending"} 4.0' in text
+    assert "zgwid_events_waiting 0.0" in text and "zgwid_event_delivery_oldest_pending_age_seconds" in text
+    assert sid not in text and sid[:8] not in text and BSN not in text
+    nrc.failing = False
+    clock.advance(minutes=1)  # past the first backoff
+    drain(app, clock)
+    assert outbox_stats(store, later) == (0, 0.0, {}, 0.0)
+    assert attempts("delivered") == delivered + 4

@@ -144,3 +144,21 @@ def test_concurrent_fan_out_and_claiming_keep_each_sessions_events_in_order(stor
     for s in sessions:
         ids = [e.id for e in store.list_events(session_id=s.id)]
         assert sent[s.id] == ids  # every event once, in the order it happened
+
+
+def test_the_outbox_stats_count_waiting_events_and_pending_and_given_up_deliveries_by_channel(store):
+    from zgw_identificatie.metrics import outbox_stats
+
+    a, b = created(client_id="api:zac"), created()
+    for s in (a, b):
+        store.add(s)
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    waiting, waiting_age, deliveries, lag = outbox_stats(store, later)
+    assert (waiting, deliveries, lag) == (2, {}, 0.0) and 540 < waiting_age <= 660
+    store.fan_out_events(lambda e: ["notificaties", "webhook:zac"] if e.client_id else ["notificaties"], NOW, limit=10)
+    for d in store.claim_due_deliveries(NOW, lease_seconds=60, limit=10):
+        if d.channel == "webhook:zac":
+            store.finish_delivery(d.id, now=NOW, ok=False, error="HTTP 410", retry_at=None)  # given up
+    waiting, waiting_age, deliveries, lag = outbox_stats(store, later)
+    assert (waiting, waiting_age) == (0, 0.0) and 540 < lag <= 660
+    assert deliveries == {("notificaties", "pending"): 2, ("webhook", "failed"): 1}

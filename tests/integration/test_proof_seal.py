@@ -295,6 +295,54 @@ def test_seal_files_from_the_settings_are_used(tmp_path: Path) -> None:
     assert not (tmp_path / "seal").exists()
 
 
+def test_a_seal_file_that_cannot_be_used_stops_the_start_with_the_setting_named(tmp_path: Path) -> None:
+    """Checked when the app is built (with cryptography), although pyHanko is only loaded for the first proof."""
+    from cryptography.hazmat.primitives import serialization
+
+    key, cert = seal_pair("Gemeente Elders zegel")
+    locked = serialization.load_pem_private_key(key, password=None).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"juist-wachtwoord"),
+    )
+    cases = {
+        "key garbage": (b"geen sleutel", cert, "", "the key cannot be loaded"),
+        "cert garbage": (key, b"geen certificaat", "", "holds no certificate"),
+        "wrong password": (locked, cert, "fout-wachtwoord", "the key cannot be loaded"),
+    }
+    for key_bytes, cert_bytes, password, message in cases.values():
+        (tmp_path / "k.pem").write_bytes(key_bytes)
+        (tmp_path / "c.pem").write_bytes(cert_bytes)
+        settings = Settings(instance_path=str(tmp_path))
+        settings.seal.key_file, settings.seal.cert_file = str(tmp_path / "k.pem"), str(tmp_path / "c.pem")
+        settings.seal.key_password = password
+        with pytest.raises(ConfigError, match=message):
+            build_renderer(settings)
+    # A key with its password, and the certificate as DER: both accepted, and the proof verifies.
+    from cryptography import x509
+
+    (tmp_path / "k.pem").write_bytes(locked)
+    (tmp_path / "c.pem").write_bytes(x509.load_pem_x509_certificate(cert).public_bytes(serialization.Encoding.DER))
+    settings.seal.key_password = "juist-wachtwoord"
+    pdf = build_renderer(settings).render(proof_with(signed_assertion()))
+    assert verify_proof(pdf, digid_certs=idp_certs(), seal_certs=[cert]).ok
+
+
+def test_building_the_app_loads_neither_pyhanko_nor_reportlab(tmp_path: Path) -> None:
+    """About half a second of every web worker's start; the first proof loads them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nfrom zgw_identificatie.adapters.proof_seal import build_renderer\n"
+        "from zgw_identificatie.settings import Settings\n"
+        f"build_renderer(Settings(instance_path={str(tmp_path)!r}))\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pyhanko', 'reportlab', 'aiohttp'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
 # -- the trusted timestamp, against a local TSA ------------------------------------------------------------
 
 

@@ -16,38 +16,38 @@ certificate). Outside production, without files, a self-signed demo certificate 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.x509.oid import NameOID
-from pyhanko.keys import load_certs_from_pemder_data, load_private_key_from_pemder_data
-from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.embed import EmbeddedFileObject, EmbeddedFileParams, FileSpec, embed_file
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign import fields, signers
-from pyhanko.sign.timestamps import TimeStamper
-from pyhanko.sign.timestamps.common_utils import TimestampRequestError
-from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
-from pyhanko_certvalidator.registry import SimpleCertificateStore
-from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from ..domain.errors import RegistryUnavailable
 from ..domain.proof import ProofData
 from ..ports import ProofRenderer
 from ..settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from pyhanko.sign.timestamps import TimeStamper
+
+# pyHanko (with aiohttp) and reportlab are imported when the first proof is made, not when the app starts:
+# together about half a second of every web worker's start, and a web worker that leaves registrations to
+# the worker process never makes a proof. The seal's key and certificate are still checked at start-up
+# (with cryptography), so a wrong file stops the start with a clear message as before.
 
 log = logging.getLogger(__name__)
 
@@ -129,44 +129,95 @@ def generate_seal_certificate(common_name: str, *, days: int = 3650) -> tuple[by
     return key_pem, cert.public_bytes(serialization.Encoding.PEM)
 
 
-class _LoadedKeySigner(signers.SimpleSigner):
-    """pyHanko's SimpleSigner parses the private key again for every signature (twice per PDF), and
-    cryptography's RSA key check makes that ~100 ms each; this one signs with a key loaded once."""
+@functools.cache
+def _loaded_key_signer_class() -> type:
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
-    loaded_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None
+    class _LoadedKeySigner(signers.SimpleSigner):
+        """pyHanko's SimpleSigner parses the private key again for every signature (twice per PDF), and
+        cryptography's RSA key check makes that ~100 ms each; this one signs with a key loaded once."""
 
-    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
-        mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
+        loaded_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None
+
+        def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+            mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
+            try:
+                algorithm = mechanism.signature_algo
+            except ValueError:
+                algorithm = mechanism["algorithm"].native
+            key = self.loaded_key
+            if algorithm == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPrivateKey):
+                return key.sign(data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm))
+            if algorithm == "ecdsa" and isinstance(key, ec.EllipticCurvePrivateKey):
+                return key.sign(data, ec.ECDSA(get_pyca_cryptography_hash(digest_algorithm)))
+            return bytes(super().sign_raw(data, digest_algorithm))
+
+    return _LoadedKeySigner
+
+
+def _read_certificates(cert_pem: bytes) -> list[x509.Certificate]:
+    """The certificate (and any chain after it), PEM or DER, as pyHanko's loader reads them."""
+    try:
+        return x509.load_pem_x509_certificates(cert_pem)
+    except ValueError:
         try:
-            algorithm = mechanism.signature_algo
+            return [x509.load_der_x509_certificate(cert_pem)]
         except ValueError:
-            algorithm = mechanism["algorithm"].native
-        key = self.loaded_key
-        if algorithm == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPrivateKey):
-            return key.sign(data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm))
-        if algorithm == "ecdsa" and isinstance(key, ec.EllipticCurvePrivateKey):
-            return key.sign(data, ec.ECDSA(get_pyca_cryptography_hash(digest_algorithm)))
-        return bytes(super().sign_raw(data, digest_algorithm))
+            return []
+
+
+def _read_private_key(key_pem: bytes, password: str) -> Any:
+    secret = password.encode() if password else None
+    try:
+        return serialization.load_pem_private_key(key_pem, password=secret)
+    except ValueError:
+        return serialization.load_der_private_key(key_pem, password=secret)
 
 
 class Sealer:
     """Embeds the assertion and seals; ``timestamper`` adds an RFC 3161 signature timestamp."""
 
     def __init__(self, key_pem: bytes, cert_pem: bytes, *, password: str = "", timestamper: TimeStamper | None = None):
-        certs = list(load_certs_from_pemder_data(cert_pem))
+        certs = _read_certificates(cert_pem)
         if not certs:
             raise ConfigError("ZGWID_SEAL_CERT_FILE holds no certificate")
-        key = load_private_key_from_pemder_data(key_pem, passphrase=password.encode() if password else None)
-        self.certificate = certs[0]
-        self.signer = _LoadedKeySigner(
-            signing_cert=certs[0], signing_key=key, cert_registry=SimpleCertificateStore.from_certs(certs)
-        )
-        loaded = serialization.load_der_private_key(key.dump(), password=None)
-        if isinstance(loaded, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-            self.signer.loaded_key = loaded
+        self._key = _read_private_key(key_pem, password)  # a wrong file or password raises here, at start-up
+        self._certs_der = [c.public_bytes(serialization.Encoding.DER) for c in certs]
+        self._signer: Any = None
+        self._lock = threading.Lock()
         self.timestamper = timestamper
 
+    @property
+    def signer(self) -> Any:
+        """pyHanko's signer, made (and pyHanko imported) for the first proof."""
+        with self._lock:
+            if self._signer is None:
+                from asn1crypto import keys as asn1_keys
+                from asn1crypto import x509 as asn1_x509
+                from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+                certs = [asn1_x509.Certificate.load(der) for der in self._certs_der]
+                key_der = self._key.private_bytes(
+                    serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+                signer = _loaded_key_signer_class()(
+                    signing_cert=certs[0],
+                    signing_key=asn1_keys.PrivateKeyInfo.load(key_der),
+                    cert_registry=SimpleCertificateStore.from_certs(certs),
+                )
+                if isinstance(self._key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+                    signer.loaded_key = self._key
+                self._signer = signer
+            return self._signer
+
     def seal(self, pdf: bytes, *, assertion_xml: bytes | None, name: str, location: str = "") -> bytes:
+        from pyhanko.pdf_utils import generic
+        from pyhanko.pdf_utils.embed import EmbeddedFileObject, EmbeddedFileParams, FileSpec, embed_file
+        from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+        from pyhanko.sign import fields, signers
+        from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
         if assertion_xml is not None:
             embed_file(
@@ -249,6 +300,8 @@ def build_sealer(settings: Settings, *, timestamper: TimeStamper | None = None) 
     except OSError as exc:
         raise ConfigError(f"ZGWID_SEAL_KEY_FILE / ZGWID_SEAL_CERT_FILE: cannot read ({exc.strerror})") from None
     if timestamper is None and seal.tsa_url:
+        from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
+
         timestamper = RequestsHTTPTimeStamper(seal.tsa_url, timeout=seal.tsa_timeout)
     try:
         return Sealer(key_pem, cert_pem, password=seal.key_password, timestamper=timestamper)
@@ -258,10 +311,24 @@ def build_sealer(settings: Settings, *, timestamper: TimeStamper | None = None) 
         raise ConfigError(f"ZGWID_SEAL_KEY_FILE: the key cannot be loaded ({type(exc).__name__})") from None
 
 
-def build_renderer(settings: Settings, *, inner: ProofRenderer | None = None) -> SealedProofRenderer:
-    from .proof_pdf import ReportlabProofRenderer
+class _ReportlabOnFirstUse:
+    """ports.ProofRenderer: the reportlab renderer, imported and made for the first proof."""
 
-    return SealedProofRenderer(inner or ReportlabProofRenderer(), build_sealer(settings), name=settings.gemeente_naam)
+    def __init__(self) -> None:
+        self._renderer: ProofRenderer | None = None
+        self._lock = threading.Lock()
+
+    def render(self, proof: ProofData) -> bytes:
+        with self._lock:
+            if self._renderer is None:
+                from .proof_pdf import ReportlabProofRenderer
+
+                self._renderer = ReportlabProofRenderer()
+        return self._renderer.render(proof)
+
+
+def build_renderer(settings: Settings, *, inner: ProofRenderer | None = None) -> SealedProofRenderer:
+    return SealedProofRenderer(inner or _ReportlabOnFirstUse(), build_sealer(settings), name=settings.gemeente_naam)
 
 
 __all__ = [

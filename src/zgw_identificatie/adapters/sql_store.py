@@ -1183,11 +1183,6 @@ class SqlSessionStore:
             },
         )
 
-    def delivery_counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(event_deliveries.c.state, sa.func.count()).group_by(event_deliveries.c.state))
-            return {r[0]: r[1] for r in rows}
-
     def delete(self, session_id: str) -> bool:
         def work(conn: sa.Connection) -> bool:
             conn.execute(_DELETE_SESSION_FLOWS, {"sid": session_id})

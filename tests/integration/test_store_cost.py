@@ -296,3 +296,19 @@ def test_a_worker_start_on_a_current_schema_does_not_load_alembic(pg_url: str, t
     migrate(fresh)
     assert sa.inspect(fresh).has_table("code_confirmations")
     fresh.dispose()
+
+
+@pytest.mark.postgres
+def test_claiming_a_batch_of_deliveries_costs_two_statements_whatever_its_size(pg_store):
+    """Before: one read of the due ids, then per delivery a conditional UPDATE and a read of its event (61 round
+    trips for 30). Now one UPDATE … RETURNING leases them all (chosen FOR UPDATE SKIP LOCKED) and one read
+    brings their events."""
+    insert_new_events(pg_store, sessions=30, per_session=2)
+    assert pg_store.fan_out_events(lambda e: ["nrc"], datetime.now(UTC), limit=100) == 60
+    trips = RoundTrips(pg_store.engine)
+    claimed = pg_store.claim_due_deliveries(datetime.now(UTC), lease_seconds=60, limit=100)
+    assert len(trips.statements) == 2, "\n".join(trips.statements)
+    assert len(claimed) == 30  # the first event of each session; its second waits in line
+    assert {d.event.session_id for d in claimed} == {f"s-{i}" for i in range(1, 31)}
+    assert [d.event.id for d in claimed] == sorted(d.event.id for d in claimed)
+    assert pg_store.claim_due_deliveries(datetime.now(UTC), lease_seconds=60, limit=100) == []  # all leased

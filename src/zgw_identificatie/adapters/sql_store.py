@@ -26,7 +26,7 @@ from collections import namedtuple
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -366,18 +366,6 @@ _DUE = sa.and_(
         registrations.c.lease_until < sa.bindparam("now", type_=UTCDateTime()),
     ),
 )
-_DUE_IDS = (
-    sa.select(registrations.c.id)
-    .where(_DUE)
-    .order_by(registrations.c.next_attempt_at)
-    .limit(sa.bindparam("lim", type_=sa.Integer))
-)
-_CLAIM = (
-    registrations.update()
-    .where(registrations.c.id == sa.bindparam("rid"), _DUE)
-    .values(lease_until=sa.bindparam("until", type_=UTCDateTime()))
-    .returning(*registrations.c)
-)
 _INSERT_AUDIT = audit_events.insert()
 _INSERT_CONFIRMATION = code_confirmations.insert()
 _CONFIRMATION_FOR_SESSION = code_confirmations.select().where(code_confirmations.c.session_id == sa.bindparam("sid"))
@@ -399,22 +387,35 @@ _DELETE_KEY = idempotency_keys.delete().where(_THE_KEY)
 _SETTLE_KEY = idempotency_keys.update().where(_THE_KEY)
 
 
-def _lease_statements(table: sa.Table, due: Any, *order_by: Any, pick: Any = None) -> tuple[Any, Any]:
-    """The two statements of ``SqlSessionStore._lease`` for a table with ``id`` and ``lease_until``: the ids
-    that are ``due`` (and ``pick``ed), oldest first; and the conditional claim of one of them."""
-    due_ids = (
+class _Lease(NamedTuple):
+    claim: Any  # UPDATE … RETURNING: lease the chosen rows
+    order: tuple[str, ...]  # the columns the rows were chosen by, oldest first
+
+
+def _lease_statement(table: sa.Table, due: Any, *order_by: sa.Column[Any], pick: Any = None) -> _Lease:
+    """The one statement of ``SqlSessionStore._lease`` for a table with ``id`` and ``lease_until``: lease the
+    ``lim`` oldest rows that are ``due`` (and ``pick``ed) until ``until``, and return them. On PostgreSQL the
+    rows are chosen ``FOR UPDATE SKIP LOCKED``: two workers claiming at once take different rows, never the
+    same one, and never wait for each other; the UPDATE checks ``due`` again on each row it locks. SQLite runs
+    the whole statement under its single write lock."""
+    chosen = (
         sa.select(table.c.id)
         .where(due, *([] if pick is None else [pick]))
         .order_by(*order_by)
         .limit(sa.bindparam("lim", type_=sa.Integer))
+        .with_for_update(skip_locked=True, of=table)
+        # Chosen once: as a plain IN (subquery) PostgreSQL may run the subquery again for every row it updates,
+        # and each run skips what the previous one locked, so more than ``lim`` rows would be leased.
+        .cte(f"chosen_{table.name}")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     claim = (
         table.update()
-        .where(table.c.id == sa.bindparam("rid"), due)
+        .where(table.c.id.in_(sa.select(chosen.c.id)), due)
         .values(lease_until=sa.bindparam("until", type_=UTCDateTime()))
         .returning(*table.c)
     )
-    return due_ids, claim
+    return _Lease(claim, tuple(c.name for c in order_by))
 
 
 def _leasable(table: sa.Table, *conditions: Any) -> Any:
@@ -425,7 +426,8 @@ def _leasable(table: sa.Table, *conditions: Any) -> Any:
 
 
 _earlier = event_deliveries.alias("earlier")
-_DUE_DELIVERY_IDS, _CLAIM_DELIVERY = _lease_statements(
+_LEASE_REGISTRATIONS = _lease_statement(registrations, _DUE, registrations.c.next_attempt_at)
+_LEASE_DELIVERIES = _lease_statement(
     event_deliveries,
     _leasable(event_deliveries, event_deliveries.c.state == "pending"),
     event_deliveries.c.next_attempt_at,
@@ -439,7 +441,7 @@ _DUE_DELIVERY_IDS, _CLAIM_DELIVERY = _lease_statements(
     ),
 )
 _BATCH_LIMIT = sa.bindparam("limit", type_=sa.Integer)
-_GET_EVENT = events.select().where(events.c.id == sa.bindparam("eid"))
+_GET_EVENTS = events.select().where(events.c.id.in_(sa.bindparam("eids", expanding=True)))
 # Fan-out: the oldest new events (the partial index ix_events_new serves the order and the filter), marked
 # in one statement, their deliveries inserted in one (insertmanyvalues on PostgreSQL).
 _NEW_EVENTS = events.select().where(sa.not_(events.c.fanned_out)).order_by(events.c.id).limit(_BATCH_LIMIT)
@@ -464,7 +466,7 @@ class _FanOutRaced(Exception):
     """Another caller marked part of this batch first (SQLite, where no advisory lock exists)."""
 
 
-_DUE_CONFIRMATION_IDS, _CLAIM_CONFIRMATION = _lease_statements(
+_LEASE_CONFIRMATIONS = _lease_statement(
     code_confirmations,
     _leasable(code_confirmations, code_confirmations.c.state == ConfirmationState.PENDING.value),
     code_confirmations.c.next_attempt_at,
@@ -1160,11 +1162,14 @@ class SqlSessionStore:
 
     def claim_due_deliveries(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Delivery]:
         """Pending deliveries that are due and first in line for their session and channel (ordered per session)."""
-        claimed = []
-        for d in self._lease(_DUE_DELIVERY_IDS, _CLAIM_DELIVERY, now, lease_seconds, limit):
-            e = self._one(_GET_EVENT, {"eid": d.event_id}, retry=True)
-            claimed.append(Delivery(id=d.id, event=self._event(e), channel=d.channel, attempts=d.attempts))
-        return claimed
+        leased = self._lease(_LEASE_DELIVERIES, now, lease_seconds, limit)
+        if not leased:
+            return []
+        found = self._run(
+            lambda conn: conn.execute(_GET_EVENTS, {"eids": sorted({d.event_id for d in leased})}).all(), retry=True
+        )
+        by_id = {e.id: self._event(e) for e in found}
+        return [Delivery(id=d.id, event=by_id[d.event_id], channel=d.channel, attempts=d.attempts) for d in leased]
 
     def finish_delivery(
         self, delivery_id: int, *, now: datetime, ok: bool, error: str | None = None, retry_at: datetime | None = None
@@ -1337,20 +1342,14 @@ class SqlSessionStore:
         self._one(_UPDATE_REGISTRATION, row)
 
     def claim_due_registrations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[Registration]:
-        return [self._registration(r) for r in self._lease(_DUE_IDS, _CLAIM, now, lease_seconds, limit)]
+        return [self._registration(r) for r in self._lease(_LEASE_REGISTRATIONS, now, lease_seconds, limit)]
 
-    def _lease(self, due_ids: Any, claim: Any, now: datetime, lease_seconds: int, limit: int) -> list[Any]:
-        """Lease up to ``limit`` due rows for ``lease_seconds``: read the due ids, then a conditional
-        UPDATE … RETURNING per id (of two workers claiming the same row, one gets it). Both statements are
-        built once with the bind parameters ``now``, ``lim``, ``until`` and ``rid``."""
+    def _lease(self, lease: _Lease, now: datetime, lease_seconds: int, limit: int) -> list[Any]:
+        """Lease up to ``limit`` due rows for ``lease_seconds``, in one statement (``_lease_statement``; before,
+        a read and then one conditional UPDATE per row), oldest first."""
         params = {"now": now, "lim": limit, "until": now + timedelta(seconds=lease_seconds)}
-        ids = self._run(lambda conn: conn.execute(due_ids, params).scalars().all(), retry=True)
-        claimed = []
-        for row_id in ids:
-            row = self._one(claim, {**params, "rid": row_id})
-            if row is not None:
-                claimed.append(row)
-        return claimed
+        rows = self._run(lambda conn: conn.execute(lease.claim, params).all())
+        return sorted(rows, key=lambda row: tuple(getattr(row, name) for name in lease.order))
 
     def failed_registrations(self, *, limit: int = 100) -> Sequence[Registration]:
         query = (
@@ -1446,10 +1445,7 @@ class SqlSessionStore:
         self._one(_UPDATE_CONFIRMATION, row)
 
     def claim_due_confirmations(self, now: datetime, *, lease_seconds: int, limit: int) -> Sequence[CodeConfirmation]:
-        return [
-            self._confirmation(r)
-            for r in self._lease(_DUE_CONFIRMATION_IDS, _CLAIM_CONFIRMATION, now, lease_seconds, limit)
-        ]
+        return [self._confirmation(r) for r in self._lease(_LEASE_CONFIRMATIONS, now, lease_seconds, limit)]
 
     # --- audit -----------------------------------------------------------------------------
 

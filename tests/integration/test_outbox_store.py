@@ -162,3 +162,23 @@ def test_the_outbox_stats_count_waiting_events_and_pending_and_given_up_deliveri
     waiting, waiting_age, deliveries, lag = outbox_stats(store, later)
     assert (waiting, waiting_age) == (0, 0.0) and 540 < lag <= 660
     assert deliveries == {("notificaties", "pending"): 2, ("webhook", "failed"): 1}
+
+
+def test_a_purged_sessions_expiry_is_sent_after_the_events_of_sessions_in_progress(store):
+    """A purge of a backlog writes one session.expired event per unfinished session; those wait until
+    everything else that is due has gone, even when they became due first (migration 0009)."""
+    old = created(expires_at=NOW - timedelta(minutes=1))
+    store.add(old)
+    store.fan_out_events(lambda e: ["nrc"], NOW - timedelta(minutes=5), limit=10)
+    (first,) = store.claim_due_deliveries(NOW, lease_seconds=60, limit=10)
+    store.finish_delivery(first.id, now=NOW, ok=True)  # its session.created went out while it was young
+    store.purge(NOW)
+    store.fan_out_events(lambda e: ["nrc"], NOW, limit=10)  # session.expired, due now
+    live = created()
+    store.add(live)
+    store.fan_out_events(lambda e: ["nrc"], NOW + timedelta(seconds=30), limit=10)  # due half a minute later
+    later = NOW + timedelta(minutes=1)
+    (next_one,) = store.claim_due_deliveries(later, lease_seconds=60, limit=1)
+    assert (next_one.event.session_id, next_one.event.type) == (live.id, "session.created")
+    (then,) = store.claim_due_deliveries(later, lease_seconds=60, limit=1)
+    assert (then.event.session_id, then.event.type) == (old.id, "session.expired")

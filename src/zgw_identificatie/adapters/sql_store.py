@@ -54,7 +54,7 @@ PURGE_BATCH = 5000  # rows per purge transaction: far below any driver's paramet
 T = TypeVar("T")
 CONFIRMATION_RETENTION = timedelta(days=1)  # finished §2.1 code confirmations, for the staff page meanwhile
 MIGRATION_LOCK_KEY = 0x7A67_7769_6400  # "zgwid": one advisory lock for schema migrations
-SCHEMA_REVISION = "0008"  # the newest migration (migrations/versions); a test keeps it equal to Alembic's head
+SCHEMA_REVISION = "0009"  # the newest migration (migrations/versions); a test keeps it equal to Alembic's head
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -157,11 +157,22 @@ event_deliveries = sa.Table(
     sa.Column("channel", sa.String(220), nullable=False),
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("next_attempt_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
     sa.Column("lease_until", UTCDateTime()),
     sa.Column("last_error", sa.Text),
     sa.Column("finished_at", UTCDateTime()),
+    # 0 for the events of sessions in progress, 1 for session.expired (migration 0009): the expiry events a
+    # purge writes for a backlog are sent after everything else that is due, never before today's events.
+    sa.Column("priority", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Index("ix_event_deliveries_order", "session_id", "channel", "state"),
+    sa.Index(
+        "ix_event_deliveries_due",
+        "priority",
+        "next_attempt_at",
+        "event_id",
+        postgresql_where=sa.text("state = 'pending'"),
+        sqlite_where=sa.text("state = 'pending'"),
+    ),
 )
 
 login_flows = sa.Table(
@@ -429,7 +440,9 @@ _earlier = event_deliveries.alias("earlier")
 _LEASE_REGISTRATIONS = _lease_statement(registrations, _DUE, registrations.c.next_attempt_at)
 _LEASE_DELIVERIES = _lease_statement(
     event_deliveries,
-    _leasable(event_deliveries, event_deliveries.c.state == "pending"),
+    # 'pending' as a literal: a bind parameter would keep a generic plan from the partial index ix_event_deliveries_due
+    _leasable(event_deliveries, event_deliveries.c.state == sa.literal_column("'pending'")),
+    event_deliveries.c.priority,
     event_deliveries.c.next_attempt_at,
     event_deliveries.c.event_id,
     # first in line for its session and channel: the per-session order of events
@@ -455,10 +468,12 @@ _INSERT_DELIVERY = event_deliveries.insert()
 # delivery (psycopg's executemany) or a thousand parameters in an IN list.
 _PG_MARK_FANNED_OUT = sa.text("UPDATE events SET fanned_out = true WHERE id = ANY (:ids) AND NOT fanned_out")
 _PG_INSERT_DELIVERIES = sa.text(
-    "INSERT INTO event_deliveries (event_id, session_id, channel, state, attempts, next_attempt_at)"
-    " SELECT e, s, c, 'pending', 0, :now FROM unnest(CAST(:events AS integer[]), CAST(:sessions AS varchar[]),"
-    " CAST(:channels AS varchar[])) AS u (e, s, c)"
+    "INSERT INTO event_deliveries (event_id, session_id, channel, state, attempts, next_attempt_at, priority)"
+    " SELECT e, s, c, 'pending', 0, :now, p FROM unnest(CAST(:events AS integer[]), CAST(:sessions AS varchar[]),"
+    " CAST(:channels AS varchar[]), CAST(:priorities AS smallint[])) AS u (e, s, c, p)"
 ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+LATER = 1  # the priority of session.expired deliveries: after everything else that is due
+_SENT_LATER = frozenset({"session.expired"})
 _FAN_OUT_LOCK = sa.text("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.zgwid-fan-out'))")
 
 
@@ -1143,15 +1158,29 @@ class SqlSessionStore:
             marked = conn.execute(_PG_MARK_FANNED_OUT if pg else _MARK_FANNED_OUT, {"ids": ids}).rowcount
             if marked != len(ids):
                 raise _FanOutRaced
-            planned = [(r.id, r.session_id, channel) for r in rows for channel in channels(self._event(r))]
+            planned = [
+                (r.id, r.session_id, channel, LATER if r.type in _SENT_LATER else 0)
+                for r in rows
+                for channel in channels(self._event(r))
+            ]
             if planned and pg:
-                event_ids, session_ids, names = (list(column) for column in zip(*planned, strict=True))
+                event_ids, session_ids, names, priorities = (list(column) for column in zip(*planned, strict=True))
                 conn.execute(
-                    _PG_INSERT_DELIVERIES, {"events": event_ids, "sessions": session_ids, "channels": names, "now": now}
+                    _PG_INSERT_DELIVERIES,
+                    {
+                        "events": event_ids,
+                        "sessions": session_ids,
+                        "channels": names,
+                        "priorities": priorities,
+                        "now": now,
+                    },
                 )
             elif planned:
                 pending = {"state": "pending", "attempts": 0, "next_attempt_at": now}
-                rows_out = [{"event_id": e, "session_id": sid, "channel": c, **pending} for e, sid, c in planned]
+                rows_out = [
+                    {"event_id": e, "session_id": sid, "channel": c, "priority": prio, **pending}
+                    for e, sid, c, prio in planned
+                ]
                 conn.execute(_INSERT_DELIVERY, rows_out)
             return len(rows)
 

@@ -120,52 +120,53 @@ def count_purge(counts: dict[str, int]) -> None:
             PURGED.labels(kind).inc(n)
 
 
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    gauge = GaugeMetricFamily(name, documentation)
+    gauge.add_metric([], value)
+    return gauge
+
+
 class StoreCollector(Collector):
-    """Registration states, the age of the oldest unfinished registration and its attempts, read at scrape time."""
+    """Registration states, the age of the oldest unfinished registration and its attempts, and the outbox's
+    backlog, read at scrape time."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = "1 when the store answered the metrics query"
         try:
             by_state, oldest, max_attempts = registration_stats(self.store)
         except Exception as exc:  # a database that is away must not break the scrape
             log.warning("registration metrics unavailable: %s", type(exc).__name__)
-            up = GaugeMetricFamily("zgwid_store_up", "1 when the store answered the metrics query")
-            up.add_metric([], 0)
-            yield up
+            yield _gauge("zgwid_store_up", up, 0)
             return
-        up = GaugeMetricFamily("zgwid_store_up", "1 when the store answered the metrics query")
-        up.add_metric([], 1)
-        yield up
+        yield _gauge("zgwid_store_up", up, 1)
         states = GaugeMetricFamily("zgwid_registrations_by_state", "Stored registrations by state", labels=["state"])
         for state in ("pending", "retrying", "done", "failed"):
             states.add_metric([state], by_state.get(state, 0))
         yield states
-        age = GaugeMetricFamily(
+        yield _gauge(
             "zgwid_registration_oldest_pending_age_seconds",
             "Age of the oldest registration that is pending or retrying (0 when none)",
+            oldest,
         )
-        age.add_metric([], oldest)
-        yield age
-        attempts = GaugeMetricFamily(
-            "zgwid_registration_pending_max_attempts", "Most attempts made by a registration that is not finished"
+        yield _gauge(
+            "zgwid_registration_pending_max_attempts",
+            "Most attempts made by a registration that is not finished",
+            max_attempts,
         )
-        attempts.add_metric([], max_attempts)
-        yield attempts
         try:
             waiting, waiting_age, deliveries, pending_age = outbox_stats(self.store)
         except Exception as exc:  # as above: the scrape goes on without these
             log.warning("outbox metrics unavailable: %s", type(exc).__name__)
             return
-        new = GaugeMetricFamily("zgwid_events_waiting", "Session events not yet fanned out into deliveries")
-        new.add_metric([], waiting)
-        yield new
-        new_age = GaugeMetricFamily(
-            "zgwid_event_oldest_waiting_age_seconds", "Age of the oldest event not yet fanned out (0 when none)"
+        yield _gauge("zgwid_events_waiting", "Session events not yet fanned out into deliveries", waiting)
+        yield _gauge(
+            "zgwid_event_oldest_waiting_age_seconds",
+            "Age of the oldest event not yet fanned out (0 when none)",
+            waiting_age,
         )
-        new_age.add_metric([], waiting_age)
-        yield new_age
         to_send = GaugeMetricFamily(
             "zgwid_event_deliveries_by_state",
             "Deliveries of events still to send (pending) or given up (failed), by channel",
@@ -174,12 +175,11 @@ class StoreCollector(Collector):
         for (channel, state), n in sorted(deliveries.items()):
             to_send.add_metric([channel, state], n)
         yield to_send
-        lag = GaugeMetricFamily(
+        yield _gauge(
             "zgwid_event_delivery_oldest_pending_age_seconds",
             "Age of the event behind the oldest pending delivery: how far the receivers lag (0 when none)",
+            pending_age,
         )
-        lag.add_metric([], pending_age)
-        yield lag
 
 
 def registration_stats(store: Any, now: datetime | None = None) -> tuple[dict[str, int], float, int]:

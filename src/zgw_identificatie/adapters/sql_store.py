@@ -482,7 +482,9 @@ _PG_INSERT_DELIVERIES = sa.text(
 ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
 LATER = 1  # the priority of session.expired deliveries: after everything else that is due
 _SENT_LATER = frozenset({"session.expired"})
-_FAN_OUT_LOCK = sa.text("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.zgwid-fan-out'))")
+_FAN_OUT_LOCK = sa.text(
+    "SELECT pg_try_advisory_xact_lock(hashtext(coalesce(current_schema(), '') || '.zgwid-fan-out'))"
+)  # per schema: the test suite's schemas (and several deployments in one database) do not block each other
 
 
 class _FanOutRaced(Exception):

@@ -192,3 +192,30 @@ def test_every_flow_records_who_started_it(env):
         start()
     flows = {(e.flow, e.actor) for e in env["store"].audit if e.event == "session-created"}
     assert flows == {(f.value, "local:sanne") for f in Flow}
+
+
+def test_when_the_database_goes_away_mid_pass_only_the_registration_at_hand_waits_for_its_lease(env):
+    """The worker claims one registration at a time: the others stay in the database, claimable by the next pass
+    (or another worker) at once, instead of leased to this one for LEASE_SECONDS (300 s) with a whole batch."""
+    for _ in range(3):
+        s = new_citizen.start(**owner(), **env)
+        new_citizen.citizen_authenticated(s, FakeIdentityProvider().login_as(BSN), **env)
+    store = env["store"]
+
+    class DatabaseGone(Exception):
+        pass
+
+    class Outage(FakeZaakRegistry):
+        def create_zaak(self, *args, **kwargs):
+            store.get_registration = _gone  # the store fails from here on, like a restarting database
+            raise DatabaseGone
+
+    def _gone(*_args, **_kwargs):
+        raise DatabaseGone
+
+    with pytest.raises(DatabaseGone):
+        process_due(registry=Outage(), renderer=FakeProofRenderer(), limit=5, **env)
+    del store.get_registration  # the database is back
+    registry = FakeZaakRegistry()
+    assert process_due(registry=registry, renderer=FakeProofRenderer(), limit=5, **env) == 2  # not leased
+    assert len(registry.called("create_zaak")) == 2

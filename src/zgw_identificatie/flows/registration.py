@@ -219,34 +219,44 @@ def process_due(
 ) -> int:
     """Run the registrations that are due (leased, so two workers never run the same one); their number.
 
+    They are claimed one at a time (a claim is one statement): a registration waits in the database, not
+    leased to a worker that is busy with others. So several workers share the work, and when the database
+    goes away mid-pass only the registration at hand waits for its lease (``LEASE_SECONDS``), not the rest of
+    a batch claimed before it.
+
     ``registry_factory`` builds the registry only when something is due. When it cannot be built (a wrong
     secret, the Catalogi API down or refusing, a catalogue setting that does not resolve), every claimed
     registration records that as a failed attempt with backoff: never ``pending`` without an error."""
-    claimed = store.claim_due_registrations(clock.now(), lease_seconds=LEASE_SECONDS, limit=limit)
-    if not claimed:
-        return 0
-    if registry is None:
-        if registry_factory is None:
-            raise TypeError("process_due needs a registry or a registry_factory")
-        try:
-            registry = registry_factory()
-        except Exception as exc:  # ConfigError, RegistryUnavailable, anything: an attempt, not a crash
-            error = f"the zaaksysteem cannot be used: {_reason(exc)}"
-            metrics.REGISTRATION_ATTEMPTS.inc(len(claimed))
-            for reg in claimed:
-                _transient(reg, store, clock, settings, reg.uncertain_step or "", error)
-            return len(claimed)
     outer = request_context.current()
-    for reg in claimed:
-        metrics.REGISTRATION_ATTEMPTS.inc()
-        request_context.set_current(reg.request_id)  # the worker's lines carry the citizen request's id
-        try:
-            run_registration(reg, store=store, registry=registry, renderer=renderer, clock=clock, settings=settings)
-        except Exception as exc:  # one broken registration must not stop the worker
-            current = store.get_registration(reg.id) or reg
-            _transient(current, store, clock, settings, current.uncertain_step or "", f"unexpected {_reason(exc)}")
-    request_context.set_current(outer)
-    return len(claimed)
+    ran = 0
+    unusable: str | None = None
+    try:
+        while ran < limit:
+            claimed = store.claim_due_registrations(clock.now(), lease_seconds=LEASE_SECONDS, limit=1)
+            if not claimed:
+                break
+            (reg,) = claimed
+            ran += 1
+            metrics.REGISTRATION_ATTEMPTS.inc()
+            if registry is None and unusable is None:
+                if registry_factory is None:
+                    raise TypeError("process_due needs a registry or a registry_factory")
+                try:
+                    registry = registry_factory()
+                except Exception as exc:  # ConfigError, RegistryUnavailable, anything: an attempt, not a crash
+                    unusable = f"the zaaksysteem cannot be used: {_reason(exc)}"
+            if unusable is not None or registry is None:
+                _transient(reg, store, clock, settings, reg.uncertain_step or "", unusable or "no registry")
+                continue
+            request_context.set_current(reg.request_id)  # the worker's lines carry the citizen request's id
+            try:
+                run_registration(reg, store=store, registry=registry, renderer=renderer, clock=clock, settings=settings)
+            except Exception as exc:  # one broken registration must not stop the worker
+                current = store.get_registration(reg.id) or reg
+                _transient(current, store, clock, settings, current.uncertain_step or "", f"unexpected {_reason(exc)}")
+    finally:
+        request_context.set_current(outer)
+    return ran
 
 
 def _reason(exc: BaseException) -> str:

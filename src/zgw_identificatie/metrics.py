@@ -190,13 +190,15 @@ def registration_stats(store: Any, now: datetime | None = None) -> tuple[dict[st
     if engine is not None:
         import sqlalchemy as sa
 
+        from .adapters.sql_store import UNFINISHED_REGISTRATIONS
         from .adapters.sql_store import registrations as t
 
         with engine.connect() as conn:
             counted = conn.execute(sa.select(t.c.state, sa.func.count().label("n")).group_by(t.c.state))
             by_state = {r.state: int(r.n) for r in counted}
+            # The unfinished ones through their own index (its predicate, word for word), not all registrations.
             row = conn.execute(
-                sa.select(sa.func.min(t.c.created_at), sa.func.max(t.c.attempts)).where(t.c.state.in_(unfinished))
+                sa.select(sa.func.min(t.c.created_at), sa.func.max(t.c.attempts)).where(UNFINISHED_REGISTRATIONS)
             ).one()
         first, most = row[0], row[1]
         if first is not None and first.tzinfo is None:

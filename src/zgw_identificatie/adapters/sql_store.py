@@ -374,11 +374,11 @@ _REGISTRATION_FOR_SESSION = (
     .limit(1)
 )
 _UPDATE_REGISTRATION = registrations.update().where(registrations.c.id == sa.bindparam("rid"))
-_UNFINISHED = "state = 'pending' OR state = 'retrying'"  # the predicate of ix_registrations_due, word for word
+# The predicate of ix_registrations_due, word for word, with the states as literals: a bind parameter would keep
+# PostgreSQL's generic plans (and SQLite) from the partial index, and the query would read every registration.
+UNFINISHED_REGISTRATIONS = sa.text("(state = 'pending' OR state = 'retrying')")
 _DUE = sa.and_(
-    # The states as literals, in the predicate's own form: a bind parameter would keep PostgreSQL's generic plans
-    # (and SQLite) from the partial index, and the claim would read every registration ever made.
-    sa.text(f"({_UNFINISHED})"),
+    UNFINISHED_REGISTRATIONS,
     registrations.c.next_attempt_at <= sa.bindparam("now", type_=UTCDateTime()),
     sa.or_(
         registrations.c.lease_until.is_(None),

@@ -215,11 +215,6 @@ def registration_stats(store: Any, now: datetime | None = None) -> tuple[dict[st
     return by_state, oldest, int(most or 0)
 
 
-def channel_kind(channel: str) -> str:
-    """``notificaties`` or ``webhook`` (a webhook channel is ``webhook:<API client>``): a fixed label set."""
-    return "webhook" if channel.startswith("webhook:") else channel
-
-
 def outbox_stats(store: Any, now: datetime | None = None) -> tuple[int, float, dict[tuple[str, str], int], float]:
     """(events waiting for the fan-out, age in seconds of the oldest of them, {(channel kind, state): n} of the
     pending and failed deliveries, age in seconds of the event behind the oldest pending delivery)."""
@@ -231,8 +226,10 @@ def outbox_stats(store: Any, now: datetime | None = None) -> tuple[int, float, d
 
     from .adapters.sql_store import event_deliveries as d
     from .adapters.sql_store import events as e
+    from .outbox import WEBHOOK_PREFIX
 
-    kind = sa.case((d.c.channel.like("webhook:%"), "webhook"), else_=d.c.channel)
+    # outbox.channel_kind in SQL: the channel, or "webhook" for every webhook:<API client>
+    kind = sa.case((d.c.channel.startswith(WEBHOOK_PREFIX), WEBHOOK_PREFIX.rstrip(":")), else_=d.c.channel)
     with engine.connect() as conn:
         waiting, first_new = conn.execute(
             sa.select(sa.func.count(), sa.func.min(e.c.created_at)).where(sa.not_(e.c.fanned_out))

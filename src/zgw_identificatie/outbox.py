@@ -268,13 +268,19 @@ def deliver_due(
     return attempts
 
 
+def channel_kind(channel: str) -> str:
+    """``notificaties`` or ``webhook`` (a webhook channel is ``webhook:<API client>``): for logs and metric labels."""
+    return WEBHOOK_PREFIX.rstrip(":") if channel.startswith(WEBHOOK_PREFIX) else channel
+
+
 def _log(delivery: Delivery, attempt: int, outcome: str, error: str) -> None:
     """One log line and one count (``zgwid_event_deliveries_total{channel,outcome}``) per attempt."""
-    metrics.EVENT_DELIVERIES.labels(metrics.channel_kind(delivery.channel), outcome).inc()
+    kind = channel_kind(delivery.channel)
+    metrics.EVENT_DELIVERIES.labels(kind, outcome).inc()
     event = delivery.event
     log.info(
         "event delivery channel=%s outcome=%s event=%s type=%s session=%s attempt=%d%s",
-        delivery.channel.split(":", 1)[0],
+        kind,
         outcome,
         event.id,
         event.type,

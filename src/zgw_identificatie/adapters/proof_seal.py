@@ -311,20 +311,18 @@ def build_sealer(settings: Settings, *, timestamper: TimeStamper | None = None) 
         raise ConfigError(f"ZGWID_SEAL_KEY_FILE: the key cannot be loaded ({type(exc).__name__})") from None
 
 
+@functools.cache
+def _reportlab_renderer() -> ProofRenderer:
+    from .proof_pdf import ReportlabProofRenderer
+
+    return ReportlabProofRenderer()
+
+
 class _ReportlabOnFirstUse:
     """ports.ProofRenderer: the reportlab renderer, imported and made for the first proof."""
 
-    def __init__(self) -> None:
-        self._renderer: ProofRenderer | None = None
-        self._lock = threading.Lock()
-
     def render(self, proof: ProofData) -> bytes:
-        with self._lock:
-            if self._renderer is None:
-                from .proof_pdf import ReportlabProofRenderer
-
-                self._renderer = ReportlabProofRenderer()
-        return self._renderer.render(proof)
+        return _reportlab_renderer().render(proof)
 
 
 def build_renderer(settings: Settings, *, inner: ProofRenderer | None = None) -> SealedProofRenderer:

@@ -195,6 +195,10 @@ one_time_ids = sa.Table(
     sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
 )
 
+# The predicate of ix_registrations_due, also the claim's and the metrics' filter word for word, with the states as
+# literals: a bind parameter would keep PostgreSQL's generic plans (and SQLite) from the partial index, and those
+# queries would read every registration ever made.
+UNFINISHED_REGISTRATIONS = sa.text("(state = 'pending' OR state = 'retrying')")
 registrations = sa.Table(
     "registrations",
     metadata,
@@ -225,8 +229,8 @@ registrations = sa.Table(
     sa.Index(
         "ix_registrations_due",
         "next_attempt_at",
-        postgresql_where=sa.text("state = 'pending' OR state = 'retrying'"),
-        sqlite_where=sa.text("state = 'pending' OR state = 'retrying'"),
+        postgresql_where=UNFINISHED_REGISTRATIONS,
+        sqlite_where=UNFINISHED_REGISTRATIONS,
     ),
     # The purge finds the payloads still held among all registrations ever made.
     sa.Index(
@@ -374,9 +378,6 @@ _REGISTRATION_FOR_SESSION = (
     .limit(1)
 )
 _UPDATE_REGISTRATION = registrations.update().where(registrations.c.id == sa.bindparam("rid"))
-# The predicate of ix_registrations_due, word for word, with the states as literals: a bind parameter would keep
-# PostgreSQL's generic plans (and SQLite) from the partial index, and the query would read every registration.
-UNFINISHED_REGISTRATIONS = sa.text("(state = 'pending' OR state = 'retrying')")
 _DUE = sa.and_(
     UNFINISHED_REGISTRATIONS,
     registrations.c.next_attempt_at <= sa.bindparam("now", type_=UTCDateTime()),
@@ -464,7 +465,7 @@ _LEASE_DELIVERIES = _lease_statement(
 _BATCH_LIMIT = sa.bindparam("limit", type_=sa.Integer)
 _GET_EVENTS = events.select().where(events.c.id.in_(sa.bindparam("eids", expanding=True)))
 # Fan-out: the oldest new events (the partial index ix_events_new serves the order and the filter), marked
-# in one statement, their deliveries inserted in one (insertmanyvalues on PostgreSQL).
+# in one statement, their deliveries inserted in one (on SQLite: one executemany).
 _NEW_EVENTS = events.select().where(sa.not_(events.c.fanned_out)).order_by(events.c.id).limit(_BATCH_LIMIT)
 _MARK_FANNED_OUT = (
     events.update()
@@ -1158,13 +1159,13 @@ class SqlSessionStore:
         on SQLite (one process) a caller whose batch another one marked first rolls back and returns 0."""
 
         def work(conn: sa.Connection) -> int:
-            if conn.dialect.name == "postgresql" and not conn.execute(_FAN_OUT_LOCK).scalar():
+            pg = conn.dialect.name == "postgresql"
+            if pg and not conn.execute(_FAN_OUT_LOCK).scalar():
                 return 0  # another worker is fanning out; the next round goes on
             rows = conn.execute(_NEW_EVENTS, {"limit": limit}).all()
             if not rows:
                 return 0
             ids = [r.id for r in rows]
-            pg = conn.dialect.name == "postgresql"
             marked = conn.execute(_PG_MARK_FANNED_OUT if pg else _MARK_FANNED_OUT, {"ids": ids}).rowcount
             if marked != len(ids):
                 raise _FanOutRaced
@@ -1205,7 +1206,7 @@ class SqlSessionStore:
         if not leased:
             return []
         found = self._run(
-            lambda conn: conn.execute(_GET_EVENTS, {"eids": sorted({d.event_id for d in leased})}).all(), retry=True
+            lambda conn: conn.execute(_GET_EVENTS, {"eids": list({d.event_id for d in leased})}).all(), retry=True
         )
         by_id = {e.id: self._event(e) for e in found}
         return [Delivery(id=d.id, event=by_id[d.event_id], channel=d.channel, attempts=d.attempts) for d in leased]

@@ -245,8 +245,8 @@ def process_due(
                     registry = registry_factory()
                 except Exception as exc:  # ConfigError, RegistryUnavailable, anything: an attempt, not a crash
                     unusable = f"the zaaksysteem cannot be used: {_reason(exc)}"
-            if unusable is not None or registry is None:
-                _transient(reg, store, clock, settings, reg.uncertain_step or "", unusable or "no registry")
+            if registry is None:  # its factory failed: every claimed registration records that as an attempt
+                _transient(reg, store, clock, settings, reg.uncertain_step or "", str(unusable))
                 continue
             request_context.set_current(reg.request_id)  # the worker's lines carry the citizen request's id
             try:

@@ -99,6 +99,28 @@ class DemoServer:
     clock: ShiftableClock
 
 
+def _closed_before_serving(app: Any) -> Any:
+    """The app's answer read whole and closed before werkzeug's dev server writes it.
+
+    werkzeug 3.1's ``serve`` closes the app's iterable only at the end of a ``finally`` that first drains the
+    socket; when the browser has already dropped the connection (a page that navigates on while its favicon
+    is in flight), that drain raises and the static file's handle is left to the garbage collector, whose
+    ResourceWarning then fails whichever test runs at that moment. gunicorn, the production server, closes
+    it. Every answer of this app is small and none streams, so reading it whole changes nothing else.
+    """
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        answer = app(environ, start_response)
+        try:
+            return [b"".join(answer)]
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+
+    return wsgi
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -125,7 +147,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
     )
     app = create_app(settings, adapters={"clock": clock})
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the test report
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    server = make_server("127.0.0.1", port, _closed_before_serving(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
     thread.start()
     stop_worker = start_background(services_of(app))

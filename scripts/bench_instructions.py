@@ -50,12 +50,45 @@ def drive(case: str, n: int) -> None:
     """Run inside valgrind: warm up, then ``n`` requests inside functools.reduce (the counted part)."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import benchmark
+
+    tmp = Path(tempfile.mkdtemp(prefix="zgwid-instr-"))
+    schema = throwaway_schema()
+    try:
+        drive_in(case, n, benchmark, tmp, f"{PG_URL}?options=-csearch_path%3D{schema}")
+    finally:
+        drop_schema(schema)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def throwaway_schema() -> str:
+    """A schema of its own, so a run leaves nothing in the database's ``public`` (or in another run's way)."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    schema = f"zgwid_instr_{secrets.token_hex(4)}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    return schema
+
+
+def drop_schema(schema: str) -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def drive_in(case: str, n: int, benchmark: Any, tmp: Path, database_url: str) -> None:
     from werkzeug.test import EnvironBuilder
 
     from zgw_identificatie.app import services_of
 
-    tmp = Path(tempfile.mkdtemp(prefix="zgwid-instr-"))
-    app: Any = benchmark.build_app(tmp, database_url=PG_URL)
+    app: Any = benchmark.build_app(tmp, database_url=database_url)
     web = benchmark.Web(app)
     counted: Any
     if case == "identification":
@@ -103,7 +136,6 @@ def drive(case: str, n: int) -> None:
         counted(0, 0)
     functools.reduce(counted, range(n), 0)
     services_of(web.app).store.engine.dispose()  # type: ignore[attr-defined]
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def count(case: str, n: int, src: Path) -> int:

@@ -36,3 +36,29 @@ def test_the_driver_runs_each_case(case, monkeypatch):
     monkeypatch.setattr(script, "functools", SimpleNamespace(reduce=counting))  # the script's own name only
     script.drive(case, 2)
     assert calls == [2]  # the counted loop ran once, with the requests asked for
+
+
+def _layout() -> tuple[list[str], list[str], int]:
+    """The driver's schemas, the tables in the database's ``public`` schema, and the sessions stored there."""
+    import sqlalchemy as sa
+
+    from zgw_identificatie.testing.settings import TEST_PG_URL
+
+    engine = sa.create_engine(TEST_PG_URL)
+    with engine.connect() as conn:
+        ours = "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'zgwid_instr_%'"
+        schemas = sorted(conn.execute(sa.text(ours)).scalars())
+        tables = sorted(conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+        sessions = conn.execute(sa.text("SELECT count(*) FROM public.sessions")).scalar() if "sessions" in tables else 0
+    engine.dispose()
+    return schemas, tables, int(sessions or 0)
+
+
+def test_the_driver_leaves_nothing_behind_in_the_database(monkeypatch):
+    """Its throw-away schema is dropped again; nothing lands in ``public`` (a run once filled it with the
+    service's tables and sessions, beside whatever else uses the database)."""
+    script = load_script()
+    monkeypatch.setattr(script, "functools", SimpleNamespace(reduce=functools.reduce))
+    before = _layout()
+    script.drive("create", 2)
+    assert _layout() == before

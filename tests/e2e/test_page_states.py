@@ -472,5 +472,8 @@ def test_going_back_after_the_login_never_asks_to_resubmit_a_form(browsers: Brow
             break
         assert not citizen.url.startswith("chrome-error:"), citizen.url
         seen.append(citizen.get_by_role("heading", level=1).inner_text())
+        if len(seen) == 1:  # the simulator's login page, used up: what happened and what to do, not "not found"
+            check_page(citizen, "simulator-login-used")
+    assert seen[0] == "Deze inlogpoging is afgerond of verlopen", seen
     # back from DigiD's page: the hand-off does not send the citizen to DigiD again but shows the result
     assert "U bent ingelogd met DigiD" in seen, seen

@@ -29,6 +29,32 @@ ROOT = Path(__file__).resolve().parents[2]
 _HIDDEN = re.compile(r'type="hidden" name="(\w+)" value="([^"]*)"')
 
 
+def test_the_simulator_page_of_a_finished_login_says_what_happened_and_what_to_do(tmp_path):
+    """The back button after logging in (or a second click on Inloggen) reaches a pending login that is used:
+    still a 404 without SAML, as DigiD refuses it, but a page that says so, instead of "Pagina niet gevonden"."""
+    app = demo_app(tmp_path)
+    sid = Staff.login(app).start("known-citizen", bsn=BSN)
+    citizen = Citizen.new(app)
+    start = citizen.open(sid)
+    hand_off = citizen.client.post(f"/i/{sid}/login", data={"csrf_token": csrf(start.text)}, follow_redirects=True)
+    action = re.search(r'<form method="post" action="([^"]+)" id="saml-post"', hand_off.text).group(1)
+    sso = citizen.client.post(path_of(html.unescape(action)), data=dict(_HIDDEN.findall(hand_off.text)))
+    login_page = path_of(sso.location)
+    form = dict(_HIDDEN.findall(citizen.client.get(login_page).text))
+    form.update(bsn=BSN, loa="midden", action="inloggen")
+    assert citizen.client.post("/demo/digid/login", data=form).status_code == 302
+
+    for again in (citizen.client.get(login_page), citizen.client.post("/demo/digid/login", data=form)):
+        assert again.status_code == 404
+        assert again.headers["Cache-Control"] == "no-store"
+        text = again.text
+        assert "<h1>Deze inlogpoging is afgerond of verlopen</h1>" in text
+        assert "Vooruit" in text and "opnieuw" in text
+        assert "Pagina niet gevonden" not in text and "SAMLart" not in text and BSN not in text
+    unknown = citizen.client.get("/demo/digid/inloggen?login=nope")
+    assert unknown.status_code == 404 and "afgerond of verlopen" in unknown.text
+
+
 # --- the simulator on several processes or replicas ---------------------------------------------------
 
 

@@ -507,21 +507,55 @@ LOGIN_PAGE = """<!doctype html>
 """
 
 
+GONE_PAGE = """<!doctype html>
+<html lang="nl">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <meta name="robots" content="noindex">
+  <title>Inlogpoging afgerond of verlopen - DigiD-simulator (niet de echte DigiD)</title>
+  <link rel="stylesheet" href="/static/app.css">
+</head>
+<body>
+  <main>
+    <h1>Deze inlogpoging is afgerond of verlopen</h1>
+    <p role="note"><strong>Dit is niet de echte DigiD.</strong> Deze simulator is alleen voor ontwikkeling
+      en demonstratie.</p>
+    <p>U kunt deze pagina niet opnieuw gebruiken: u bent al ingelogd of hebt geannuleerd, of de inlogpoging
+      duurde te lang.</p>
+    <p>Was u klaar met inloggen? Gebruik dan de knop <strong>Vooruit</strong> van uw browser om terug te gaan
+      naar de pagina van uw gemeente. Wilt u opnieuw inloggen? Open dan de link die u van uw gemeente kreeg en
+      kies daar opnieuw voor inloggen met DigiD.</p>
+  </main>
+</body>
+</html>
+"""
+
+
 def create_simulator_blueprint(settings: Settings, *, clock: Clock, store: Any = None) -> Blueprint:
     """The simulator's routes; mount at ``url_prefix=SIMULATOR_PREFIX`` ("/demo/digid"). With the app's SQL
     ``store`` its state is shared by every process and replica on that database."""
     refuse_in_production(settings)
     sim = _Simulator(settings, clock, state_for(store))
     bp = Blueprint("digid_simulator", __name__)
-    compiled: weakref.WeakKeyDictionary[Environment, Template] = weakref.WeakKeyDictionary()
+    compiled: weakref.WeakKeyDictionary[Environment, dict[str, Template]] = weakref.WeakKeyDictionary()
 
-    def login_template() -> Template:
-        """LOGIN_PAGE compiled once per app (``render_template_string`` compiled it again for every page)."""
+    def template(source: str) -> Template:
+        """A page compiled once per app (``render_template_string`` compiled it again for every page)."""
         env = current_app.jinja_env
-        template = compiled.get(env)
-        if template is None:
-            template = compiled[env] = env.from_string(LOGIN_PAGE)
-        return template
+        templates = compiled.setdefault(env, {})
+        found = templates.get(source)
+        if found is None:
+            found = templates[source] = env.from_string(source)
+        return found
+
+    def gone() -> Response:
+        """A pending login that is used (the back button after logging in, a second click) or expired: still a
+        404 without SAML, like DigiD, but a page that says what happened and what to do, not "not found"."""
+        response = Response(render_template(template(GONE_PAGE)), status=404, mimetype="text/html")
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
 
     def page(
         login_key: str,
@@ -533,7 +567,7 @@ def create_simulator_blueprint(settings: Settings, *, clock: Clock, store: Any =
         status: int = 200,
     ) -> Response:
         html = render_template(
-            login_template(),
+            template(LOGIN_PAGE),
             login=login_key,
             requested=login.requested.label,
             force_authn=login.force_authn,
@@ -563,7 +597,7 @@ def create_simulator_blueprint(settings: Settings, *, clock: Clock, store: Any =
         key = request.args.get("login", "")
         pending = sim.get_pending(key)
         if pending is None:
-            abort(404)
+            return gone()
         return page(key, pending)
 
     @bp.post("/login")
@@ -571,7 +605,7 @@ def create_simulator_blueprint(settings: Settings, *, clock: Clock, store: Any =
         key = request.form.get("login", "")
         pending = sim.get_pending(key)
         if pending is None:
-            abort(404)
+            return gone()
         try:
             level = AssuranceLevel.from_name(request.form.get("loa", ""))
         except InvalidLevel:
@@ -590,8 +624,8 @@ def create_simulator_blueprint(settings: Settings, *, clock: Clock, store: Any =
                     error="Dit is geen geldig burgerservicenummer. Vul 9 cijfers in die de 11-proef doorstaan.",
                 )
             issued = sim.issue(key, bsn=bsn, level=level)
-        if issued is None:
-            abort(404)
+        if issued is None:  # taken by a second click between the two reads
+            return gone()
         done, artifact = issued
         query = urlencode({"SAMLart": artifact, "RelayState": done.relay_state})
         response = redirect(f"{done.acs_url}?{query}", code=302)

@@ -460,18 +460,21 @@ class _Simulator:
         )
 
 
-LOGIN_PAGE = """<!doctype html>
-<html lang="nl">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <meta name="robots" content="noindex">
-  <title>DigiD-simulator (niet de echte DigiD)</title>
-  <link rel="stylesheet" href="/static/app.css">
-</head>
-<body>
-  <main>
-    <h1>DigiD-simulator</h1>
+def _simulator_page(title: str, main: str) -> str:
+    """A page of the simulator (Jinja source): its title (before the simulator's name) and its ``<main>``."""
+    return (
+        '<!doctype html>\n<html lang="nl">\n<head>\n  <meta charset="utf-8">\n'
+        '  <meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '  <meta name="robots" content="noindex">\n'
+        f"  <title>{title}DigiD-simulator (niet de echte DigiD)</title>\n"
+        '  <link rel="stylesheet" href="/static/app.css">\n</head>\n<body>\n  <main>\n'
+        f"{main}  </main>\n</body>\n</html>\n"
+    )
+
+
+LOGIN_PAGE = _simulator_page(
+    "",
+    """    <h1>DigiD-simulator</h1>
     <p role="note"><strong>Dit is niet de echte DigiD.</strong> Deze simulator is alleen voor ontwikkeling
       en demonstratie. Gebruik hier nooit uw echte gegevens.</p>
     <p>Gevraagd betrouwbaarheidsniveau: <strong>{{ requested }}</strong> (minimaal).
@@ -501,24 +504,13 @@ LOGIN_PAGE = """<!doctype html>
       </p>
     </form>
     <p>Testnummers die de 11-proef doorstaan: {{ test_bsns | join(", ") }}.</p>
-  </main>
-</body>
-</html>
-"""
+""",
+)
 
 
-GONE_PAGE = """<!doctype html>
-<html lang="nl">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <meta name="robots" content="noindex">
-  <title>Inlogpoging afgerond of verlopen - DigiD-simulator (niet de echte DigiD)</title>
-  <link rel="stylesheet" href="/static/app.css">
-</head>
-<body>
-  <main>
-    <h1>Deze inlogpoging is afgerond of verlopen</h1>
+GONE_PAGE = _simulator_page(
+    "Inlogpoging afgerond of verlopen - ",
+    """    <h1>Deze inlogpoging is afgerond of verlopen</h1>
     <p role="note"><strong>Dit is niet de echte DigiD.</strong> Deze simulator is alleen voor ontwikkeling
       en demonstratie.</p>
     <p>U kunt deze pagina niet opnieuw gebruiken: u bent al ingelogd of hebt geannuleerd, of de inlogpoging
@@ -526,10 +518,8 @@ GONE_PAGE = """<!doctype html>
     <p>Was u klaar met inloggen? Gebruik dan de knop <strong>Vooruit</strong> van uw browser om terug te gaan
       naar de pagina van uw gemeente. Wilt u opnieuw inloggen? Open dan de link die u van uw gemeente kreeg en
       kies daar opnieuw voor inloggen met DigiD.</p>
-  </main>
-</body>
-</html>
-"""
+""",
+)
 
 
 def create_simulator_blueprint(settings: Settings, *, clock: Clock, store: Any = None) -> Blueprint:

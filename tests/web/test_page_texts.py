@@ -391,3 +391,38 @@ def test_the_favicon_is_served_and_follows_the_setting(tmp_path):
     page = own.test_client().get("/staff/login")
     assert '<link rel="icon" href="https://www.gemeente.example/favicon.ico"' in page.text
     assert "https://www.gemeente.example" in page.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("flow", ["known-citizen", "mutual", "new-citizen"])
+def test_voltooien_after_the_sessions_time_ran_out_finishes_it_and_erases_the_bsn(app, flow):
+    """The session lives 15 minutes from the link; a behandelaar who clicks Voltooien at minute 16 of the call
+    still saw the login (and the button): the click finishes it and erases the BSN now. Before, it answered
+    409 "Er ging iets mis. Probeer het later opnieuw.", which no retry would change."""
+    staff = Staff.login(app)
+    store = services_of(app).store
+    clock = services_of(app).clock
+    sid = staff.start(flow, bsn=BSN) if flow == "known-citizen" else staff.start(flow)
+    Citizen.new(app).login(sid, bsn=BSN)
+    store.update(replace(store.get(sid), expires_at=clock.now() - timedelta(seconds=1)))
+    page = staff.client.get(f"/staff/sessions/{sid}").text
+    assert "Voltooien" in _actions(page)  # the login is still on the page until the purge
+
+    resp = _post(staff, sid, "voltooien")
+    assert resp.status_code == 303 and resp.location.endswith("/staff/"), resp.status_code
+    overview = staff.client.get("/staff/").text
+    assert "Afgerond." in overview and "Er ging iets mis" not in overview
+    left = store.get(sid)
+    assert left is None or (left.state is SessionState.COMPLETED and left.bsn is None)
+    assert BSN not in overview
+
+
+def test_an_action_on_a_session_the_purge_erased_meanwhile_says_so_on_the_overview(app):
+    staff = Staff.login(app)
+    store = services_of(app).store
+    sid = staff.start("mutual")
+    page = staff.client.get(f"/staff/sessions/{sid}").text
+    assert store.delete(sid)  # what the purge does to an expired session
+    for action in ("voltooien", "intrekken", "nieuwe-link"):
+        resp = staff.client.post(f"/staff/sessions/{sid}/{action}", data={"csrf_token": csrf(page)})
+        assert resp.status_code == 303 and resp.location.endswith("/staff/"), (action, resp.status_code)
+        assert "Deze sessie bestaat niet meer." in staff.client.get("/staff/").text, action

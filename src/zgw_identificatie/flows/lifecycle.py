@@ -16,13 +16,25 @@ from ..settings import Settings
 from . import common, known_citizen, mutual, new_citizen
 
 
-def finish(session_id: str, *, owner_id: str, store: SessionStore, clock: Clock, settings: Settings) -> str:
-    """Returns what happened: ``completed`` or ``withdrawn``. Raises NotOwner, SessionNotFound, …"""
-    session = common.load_for_owner(session_id, owner_id, store=store, clock=clock)
+def finish(
+    session_id: str,
+    *,
+    owner_id: str,
+    store: SessionStore,
+    clock: Clock,
+    settings: Settings,
+    allow_expired: bool = False,
+) -> str:
+    """Returns what happened: ``completed`` or ``withdrawn``. Raises NotOwner, SessionNotFound, …
+
+    ``allow_expired``: the behandelaar's Voltooien also finishes a session whose time ran out after the login (the
+    page still shows the login until the purge): its BSN is erased now instead of at the next purge. The API
+    answers such a session 410 instead (its contract)."""
+    session = common.load_for_owner(session_id, owner_id, store=store, clock=clock, allow_expired=allow_expired)
     if session.state is SessionState.COMPLETED:
         return "completed"
     if session.flow is Flow.MUTUAL and session.state is SessionState.AUTHENTICATED:
-        mutual.complete(session.id, owner_id=owner_id, store=store, clock=clock, settings=settings)
+        mutual.erase(session, owner_id=owner_id, store=store, clock=clock, settings=settings)
         return "completed"
     if session.state is SessionState.AUTHENTICATED:
         common.audit(store, clock, session.completed(clock.now()), actor=owner_id, event="completed", update=True)

@@ -52,6 +52,13 @@ def citizen_authenticated(
 def complete(session_id: str, *, owner_id: str, store: SessionStore, clock: Clock, settings: Settings) -> None:
     """Voltooien: erase the BSN now (InvalidTransition before a login). The citizen link is dead already."""
     session = common.load_for_owner(session_id, owner_id, store=store, clock=clock)
+    erase(session, owner_id=owner_id, store=store, clock=clock, settings=settings)
+
+
+def erase(
+    session: IdentificationSession, *, owner_id: str, store: SessionStore, clock: Clock, settings: Settings
+) -> None:
+    """``complete`` of a session its owner has loaded already."""
     if session.state is SessionState.COMPLETED:
         return
     digest = bsn_hash(settings.audit_hash_key.encode(), session.bsn) if session.bsn is not None else None

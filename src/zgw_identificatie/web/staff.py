@@ -200,6 +200,12 @@ def _gone() -> tuple[str, int]:
     ), 404
 
 
+def _gone_to_overview(text: str) -> Any:
+    """An action on a session that is erased (after Voltooien of §2.3, or by the purge): say so on the overview."""
+    flash(text, "warning")
+    return redirect(url_for("staff.index"), code=303)
+
+
 def _view(ident: Any) -> dict[str, Any]:
     """What the status block and the actions need; the same for the page and the live fragment."""
     svc = services()
@@ -299,12 +305,20 @@ def complete(session_id: str) -> Any:
     svc = services()
     ident = _own(session_id)
     if ident is None:
-        flash(_("Deze sessie bestaat niet meer."), "warning")
-        return redirect(url_for("staff.index"), code=303)
+        return _gone_to_overview(_("Deze sessie bestaat niet meer."))
     try:
+        # A session whose time ran out after the login still shows that login (and Voltooien) until the purge
+        # erases it; Voltooien finishes it, erasing the BSN now, instead of failing on the expiry.
         outcome = lifecycle.finish(
-            ident.id, owner_id=g.staff["id"], store=svc.store, clock=svc.clock, settings=svc.settings
+            ident.id,
+            owner_id=g.staff["id"],
+            store=svc.store,
+            clock=svc.clock,
+            settings=svc.settings,
+            allow_expired=True,
         )
+    except SessionNotFound:  # erased by the purge since the page was read
+        return _gone_to_overview(_("Deze sessie bestaat niet meer."))
     except DomainError:
         abort(409)
     if outcome == "completed" and ident.flow is Flow.MUTUAL:  # the one flow that showed staff a BSN
@@ -332,8 +346,7 @@ def withdraw(session_id: str) -> Any:
     svc = services()
     ident = _own(session_id)
     if ident is None:
-        flash(_("Deze sessie bestaat niet meer."), "warning")
-        return redirect(url_for("staff.index"), code=303)
+        return _gone_to_overview(_("Deze sessie bestaat niet meer."))
     try:
         lifecycle.withdraw(ident, owner_id=g.staff["id"], store=svc.store, clock=svc.clock)
     except DomainError:
@@ -351,8 +364,7 @@ def new_link(session_id: str) -> Any:
     svc = services()
     ident = _own(session_id)
     if ident is None:
-        flash(_("Deze sessie bestaat niet meer. Maak hieronder een nieuwe link."), "warning")
-        return redirect(url_for("staff.index"), code=303)
+        return _gone_to_overview(_("Deze sessie bestaat niet meer. Maak hieronder een nieuwe link."))
     if request.method == "GET":
         if ident.flow is not Flow.KNOWN_CITIZEN:
             abort(405)  # the other flows need nothing new: their button posts at once

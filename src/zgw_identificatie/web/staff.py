@@ -278,7 +278,7 @@ def retry_registration(session_id: str) -> Any:
     svc = services()
     ident = _own(session_id)
     if ident is None:
-        return redirect(url_for("staff.index"), code=303)
+        return _gone_to_overview(_("Deze sessie bestaat niet meer."))
     try:
         registration.resume(ident.id, store=svc.store, clock=svc.clock, actor=g.staff["id"])
     except registration.NotResumable as exc:
@@ -408,7 +408,7 @@ def confirm_code(session_id: str) -> Any:
     svc = services()
     ident = _own(session_id)
     if ident is None:
-        return redirect(url_for("staff.index"), code=303)
+        return _gone_to_overview(_("Deze sessie bestaat niet meer."))
     answer = request.form.get("uitkomst", "")
     if answer not in ("klopt", "klopt-niet"):
         abort(400)

@@ -423,6 +423,7 @@ def test_an_action_on_a_session_the_purge_erased_meanwhile_says_so_on_the_overvi
     page = staff.client.get(f"/staff/sessions/{sid}").text
     assert store.delete(sid)  # what the purge does to an expired session
     for action in ("voltooien", "intrekken", "nieuwe-link", "registration/retry", "code-bevestiging"):
-        resp = staff.client.post(f"/staff/sessions/{sid}/{action}", data={"csrf_token": csrf(page), "uitkomst": "klopt"})
+        form = {"csrf_token": csrf(page), "uitkomst": "klopt"}
+        resp = staff.client.post(f"/staff/sessions/{sid}/{action}", data=form)
         assert resp.status_code == 303 and resp.location.endswith("/staff/"), (action, resp.status_code)
         assert "Deze sessie bestaat niet meer." in staff.client.get("/staff/").text, action

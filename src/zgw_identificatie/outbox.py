@@ -47,7 +47,21 @@ FAN_OUT_BUDGET_SECONDS = 2.0  # per worker pass, then the deliveries get their t
 
 
 class DeliveryFailed(Exception):
-    """A receiver did not take the event (connection error, time-out, non-2xx); retried later."""
+    """A receiver did not take the event (connection error, time-out, non-2xx); retried later.
+
+    ``unreachable``: no answer at all (refused, reset, timed out), so the receiver's other deliveries in the
+    same batch would most likely fail alike, each after up to a time-out."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+def send_within_seconds() -> float:
+    """How long after its claim the worker still starts a send of a leased batch: one send takes up to two
+    time-outs (connect, then read), so one started later could end after the lease, when another worker may
+    have claimed the same delivery."""
+    return LEASE_SECONDS - 2 * TIMEOUT_SECONDS - 5
 
 
 def channels_for(settings: Settings) -> Callable[[SessionEvent], Sequence[str]]:
@@ -120,7 +134,7 @@ def ensure_kanaal(settings: Settings, http: requests.Session) -> str:
             timeout=TIMEOUT_SECONDS,
         )
     except requests.RequestException as exc:
-        raise DeliveryFailed(f"kanaal: {type(exc).__name__}") from None
+        raise DeliveryFailed(f"kanaal: {type(exc).__name__}", unreachable=True) from None
     if made.status_code == 201:
         return str(made.json().get("url") or naam)
     if made.status_code == 400 and any(p.get("code") == "unique" for p in made.json().get("invalidParams", [])):
@@ -192,7 +206,7 @@ class EventSender:
         try:
             resp = self.http.post(url, timeout=TIMEOUT_SECONDS, **kwargs)
         except requests.RequestException as exc:
-            raise DeliveryFailed(type(exc).__name__) from None
+            raise DeliveryFailed(type(exc).__name__, unreachable=True) from None
         if not 200 <= resp.status_code < 300:
             if resp.status_code == 400 and "kanaal" in resp.text:
                 self.kanaal_ready = False  # the kanaal is gone (a reset server): register it again next time
@@ -241,10 +255,22 @@ def fan_out(
 
 
 def deliver_due(
-    store: EventOutbox, sender: EventSender, *, now: Callable[[], datetime], limit: int = 50, rounds: int = 10
+    store: EventOutbox,
+    sender: EventSender,
+    *,
+    now: Callable[[], datetime],
+    limit: int = 50,
+    rounds: int = 10,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Fan out new events, then send what is due, round after round (the next event of a session becomes due
-    when the one before it is delivered). Returns the number of attempts."""
+    when the one before it is delivered). Returns the number of attempts.
+
+    A receiver that does not answer costs a time-out per delivery. So once one of a channel's deliveries in a
+    batch finds its receiver unreachable, the channel's other deliveries in that batch are handed back unsent,
+    due when the failed one is retried: a hanging webhook receiver costs one time-out per batch, not fifty, and
+    holds back neither the notificaties nor the other clients' webhooks. And no send starts so late that it
+    could outlast the batch's lease (``send_within_seconds``): the rest is handed back, due at once."""
     settings = sender.settings
     attempts = 0
     fan_out(store, channels_for(settings), now)
@@ -252,7 +278,17 @@ def deliver_due(
         batch = store.claim_due_deliveries(now(), lease_seconds=LEASE_SECONDS, limit=limit)
         if not batch:
             break
-        for delivery in batch:
+        leased_at = clock()
+        unreachable: dict[str, datetime] = {}  # channel → when its failed delivery is tried again
+        skipped: dict[str, list[int]] = {}
+        for i, delivery in enumerate(batch):
+            if clock() - leased_at > send_within_seconds():
+                store.defer_deliveries([d.id for d in batch[i:]], until=now())
+                _defer(store, unreachable, skipped)
+                return attempts
+            if delivery.channel in unreachable:
+                skipped.setdefault(delivery.channel, []).append(delivery.id)
+                continue
             attempts += 1
             attempt = delivery.attempts + 1
             try:
@@ -262,10 +298,20 @@ def deliver_due(
                 retry_at = None if give_up else now() + backoff(attempt)
                 store.finish_delivery(delivery.id, now=now(), ok=False, error=str(exc), retry_at=retry_at)
                 _log(delivery, attempt, "given-up" if give_up else "retry", str(exc))
+                if exc.unreachable:
+                    unreachable[delivery.channel] = retry_at or now()
                 continue
             store.finish_delivery(delivery.id, now=now(), ok=True)
             _log(delivery, attempt, "delivered", "")
+        _defer(store, unreachable, skipped)
     return attempts
+
+
+def _defer(store: EventOutbox, unreachable: dict[str, datetime], skipped: dict[str, list[int]]) -> None:
+    """The deliveries skipped because their receiver was unreachable: due again with its failed one."""
+    for channel, ids in skipped.items():
+        store.defer_deliveries(ids, until=unreachable[channel])
+        log.info("event delivery channel=%s outcome=deferred deliveries=%d", channel_kind(channel), len(ids))
 
 
 def channel_kind(channel: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import jwt
 import pytest
+import sqlalchemy as sa
 import yaml
 from flask import Flask, jsonify, request
 from openapi_core import Config, OpenAPI
@@ -348,3 +349,79 @@ def test_the_outbox_backlog_and_every_delivery_attempt_are_in_the_metrics(tmp_pa
     drain(app, clock)
     assert outbox_stats(store, later) == (0, 0.0, {}, 0.0)
     assert attempts("delivered") == delivered + 4
+
+
+class HangingReceiver:
+    """A webhook URL whose server accepts the connection and never answers (a receiver that hangs)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(50)
+        self.connections: list[Any] = []
+        self.closing = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.closing:
+            try:
+                conn, _addr = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)  # held open, never answered
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+
+    def close(self) -> None:
+        self.closing = True
+        for conn in self.connections:
+            conn.close()
+        self.sock.close()
+
+
+def test_a_hanging_webhook_receiver_costs_one_time_out_per_batch_and_holds_back_nothing_else(
+    tmp_path, nrc, monkeypatch
+):
+    """Before, each of its deliveries in a batch waited out the time-out (10 s each, 50 to a batch: longer than
+    the 60 s lease, so another worker could claim and send the same ones), and the notificaties waited behind."""
+    from zgw_identificatie import outbox
+
+    monkeypatch.setattr(outbox, "TIMEOUT_SECONDS", 0.5)
+    hanging = HangingReceiver()
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    receiver = WebhookReceiver(secret)
+    try:
+        clock = FixedClock(datetime.now(UTC))
+        app = nrc_app(tmp_path, clock, nrc)
+        services = services_of(app)
+        services.settings.api_keys["demo"] |= {"webhook_url": hanging.url, "webhook_secret": secret}
+        sessions = [a_whole_session(app) for _ in range(4)]
+
+        run_once(services)
+        assert len(hanging.connections) == 1  # one time-out for the whole pass, not one per session
+        assert len(nrc.notificaties) == 16  # every notificatie of the 4 sessions went out meanwhile, in order
+        for sid in sessions:
+            mine = [n["kenmerken"]["state"] for n in nrc.notificaties if n["resourceUrl"].endswith("/" + sid)]
+            assert mine == STATES
+        with services.store.engine.connect() as conn:  # type: ignore[attr-defined]
+            deliveries = conn.execute(
+                sa.text("SELECT attempts, lease_until FROM event_deliveries WHERE channel = 'webhook:demo'")
+            ).all()
+        assert sorted(a for a, _lease in deliveries) == [0] * 15 + [1]  # the skipped ones lost no attempt
+        assert all(lease is None for _a, lease in deliveries)  # and are free for any worker
+
+        services.settings.api_keys["demo"]["webhook_url"] = receiver.server.url + "/hook"  # it is back
+        clock.advance(seconds=5)  # the failed delivery's retry, and with it the three skipped ones
+        drain(app, clock)
+        assert len(receiver.ids) == len(set(receiver.ids)) == 16  # every event once
+        for sid in sessions:
+            assert [e["type"] for e in receiver.events if e["data"]["id"] == sid] == [f"session.{s}" for s in STATES]
+        assert len(hanging.connections) == 1
+    finally:
+        hanging.close()
+        receiver.server.stop()

@@ -182,3 +182,45 @@ def test_a_purged_sessions_expiry_is_sent_after_the_events_of_sessions_in_progre
     assert (next_one.event.session_id, next_one.event.type) == (live.id, "session.created")
     (then,) = store.claim_due_deliveries(later, lease_seconds=60, limit=1)
     assert (then.event.session_id, then.event.type) == (old.id, "session.expired")
+
+
+def test_deliveries_handed_back_unsent_keep_their_attempts_and_are_due_when_asked(store):
+    for _ in range(3):
+        store.add(created())
+    store.fan_out_events(lambda e: ["nrc"], NOW, limit=100)
+    leased = store.claim_due_deliveries(NOW, lease_seconds=60, limit=100)
+    sent, *handed_back = leased
+    store.finish_delivery(sent.id, now=NOW, ok=True)
+    store.defer_deliveries([d.id for d in leased], until=NOW + timedelta(seconds=30))  # the sent one stays done
+    assert store.claim_due_deliveries(NOW + timedelta(seconds=29), lease_seconds=60, limit=100) == []
+    again = store.claim_due_deliveries(NOW + timedelta(seconds=30), lease_seconds=60, limit=100)
+    assert sorted(d.id for d in again) == sorted(d.id for d in handed_back)
+    assert {d.attempts for d in again} == {0}
+
+
+def test_the_worker_starts_no_send_that_could_outlast_the_batchs_lease_and_hands_the_rest_back(store):
+    """A slow receiver (15 s an answer here): the sends that start within send_within_seconds go out; the rest
+    is handed back at once, free for any worker, instead of being sent after the lease, when another worker
+    may have claimed it already."""
+    from types import SimpleNamespace
+
+    from zgw_identificatie import outbox
+
+    for _ in range(6):
+        store.add(created())
+    store.fan_out_events(lambda e: ["nrc"], NOW, limit=100)
+    elapsed = [0.0]
+    sent: list[int] = []
+
+    class SlowReceiver:
+        settings = SimpleNamespace(event_max_attempts=5, zgw=SimpleNamespace(notificaties_url=""), api_keys={})
+
+        def send(self, delivery):
+            sent.append(delivery.id)
+            elapsed[0] += 15
+
+    assert outbox.send_within_seconds() == 35  # a 60 s lease, two 10 s time-outs, 5 s to spare
+    attempts = outbox.deliver_due(store, SlowReceiver(), now=lambda: NOW, clock=lambda: elapsed[0])  # type: ignore[arg-type]
+    assert attempts == len(sent) == 3  # started at 0, 15 and 30 s; not at 45
+    rest = store.claim_due_deliveries(NOW, lease_seconds=60, limit=100)  # another worker, at once
+    assert len(rest) == 3 and not {d.id for d in rest} & set(sent) and {d.attempts for d in rest} == {0}

@@ -395,6 +395,14 @@ _FINISH_DELIVERY = (
     .where(event_deliveries.c.id == sa.bindparam("did"))
     .values(attempts=event_deliveries.c.attempts + 1)
 )
+_DEFER_DELIVERIES = (
+    event_deliveries.update()
+    .where(
+        event_deliveries.c.id.in_(sa.bindparam("dids", expanding=True)),
+        event_deliveries.c.state == sa.literal_column("'pending'"),
+    )
+    .values(lease_until=None, next_attempt_at=sa.bindparam("until", type_=UTCDateTime()))
+)
 _THE_KEY = sa.and_(
     idempotency_keys.c.client_id == sa.bindparam("client"), idempotency_keys.c.key == sa.bindparam("held")
 )
@@ -1227,6 +1235,12 @@ class SqlSessionStore:
                 "finished_at": None if state == "pending" else now,
             },
         )
+
+    def defer_deliveries(self, delivery_ids: Sequence[int], *, until: datetime) -> None:
+        """Leased deliveries handed back unsent: their lease ends, they are due again at ``until``, their attempts
+        stay as they are."""
+        if delivery_ids:
+            self._run(lambda conn: conn.execute(_DEFER_DELIVERIES, {"dids": list(delivery_ids), "until": until}))
 
     def delete(self, session_id: str) -> bool:
         def work(conn: sa.Connection) -> bool:

@@ -42,7 +42,7 @@ class World:
     def register(self) -> None:
         self.store.add_registration(
             Registration(
-                id="r1",
+                id="r-" + self.session.id,
                 session_id=self.session.id,
                 proof=None,
                 existing_zaak=None,
@@ -176,3 +176,36 @@ def test_nothing_claimed_twice_while_leased() -> None:
     w.confirm(True)
     claimed = w.store.claim_due_confirmations(w.clock.now(), lease_seconds=60, limit=5)
     assert len(claimed) == 1 and w.work() == 0
+
+
+def test_confirmations_are_claimed_one_at_a_time_so_a_slow_zaaksysteem_never_outlasts_a_lease() -> None:
+    """Each confirmation is leased (LEASE_SECONDS, 120 s) when its turn comes, not with a batch of up to 20 claimed
+    before the first call: two ZGW calls can take 20 s each against a zaaksysteem that hangs, so a batch's last
+    ones would be worked on after their lease ran out, when another worker may have claimed them and set a
+    second status. Here another worker looks while the first call is under way: the rest are free for it."""
+    w = World()
+    first, zaak = w.session, w.zaak
+    for n in (2, 3):  # two more sessions, each with its own zaak
+        w.session = a_session(NOW, citizen_code="123456")
+        w.store.add(w.session)
+        w.zaak = w.registry.add_existing_zaak(f"ZAAK-2026-000000000{n}")
+        w.register()
+        w.confirm(True)
+    w.session, w.zaak = first, zaak
+    w.confirm(True)
+    seen_by_another_worker: list[int] = []
+    registry = w.registry
+    real_add_status = registry.add_status
+
+    def slow_add_status(**kwargs):  # type: ignore[no-untyped-def]
+        if not seen_by_another_worker:
+            free = w.store.claim_due_confirmations(w.clock.now(), lease_seconds=120, limit=20)
+            seen_by_another_worker.append(len(free))
+            for c in free:  # that worker hands them back at once (it was only looking): saving ends a lease
+                w.store.update_confirmation(c)
+        return real_add_status(**kwargs)
+
+    registry.add_status = slow_add_status  # type: ignore[method-assign]
+    assert w.work() == 3
+    assert seen_by_another_worker == [2]
+    assert len({status["zaak"] for status in registry.statussen.values()}) == len(registry.statussen) == 3

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 from ..domain.assurance import AssuranceLevel
 from ..domain.audit import AuditEvent, bsn_hash
@@ -11,6 +13,8 @@ from ..domain.identity import DigidIdentity
 from ..domain.sessions import Flow, IdentificationSession, SessionState, expiry, new_session_id
 from ..ports import Clock, SessionStore
 from ..settings import Settings
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -193,3 +197,15 @@ def accept_login(
     if done.register:
         done = registration_hook.register(done, identity, store=store, clock=clock, settings=settings)
     return done
+
+
+def one_at_a_time(claim: Callable[[], Sequence[T]], limit: int) -> Iterator[T]:
+    """At most ``limit`` items of the worker's, each claimed (and so leased) only when its turn comes: ``claim``
+    leases at most one. Nothing waits leased to a worker that is busy with another item, so a slow zaaksysteem
+    or a database outage mid-pass never keeps a batch past its lease, and several workers share the work."""
+    for _ in range(limit):
+        claimed = claim()
+        if not claimed:
+            return
+        (item,) = claimed
+        yield item

@@ -29,6 +29,7 @@ from ..domain.errors import DomainError, RegistrationFailed, RegistryUnavailable
 from ..domain.sessions import Flow, IdentificationSession, RegistrationState, SessionState
 from ..ports import Clock, SessionStore, ZaakRegistry
 from ..settings import Settings
+from . import common
 
 log = logging.getLogger(__name__)
 
@@ -192,23 +193,32 @@ def process_due_confirmations(
     limit: int = 10,
 ) -> int:
     """Run the confirmations that are due (leased, like registrations); their number. The registry is built
-    only when something is due; when it cannot be built, each claimed confirmation records a failed attempt."""
-    claimed = store.claim_due_confirmations(clock.now(), lease_seconds=LEASE_SECONDS, limit=limit)
-    if not claimed:
-        return 0
-    try:
-        registry = registry_factory()
-    except Exception as exc:  # ConfigError, RegistryUnavailable, anything: an attempt with backoff, not a crash
-        for c in claimed:
-            later = c.retry_later(clock.now(), f"the zaaksysteem cannot be used: {type(exc).__name__}")
-            store.update_confirmation(later)
-        return len(claimed)
-    for c in claimed:
+    only when something is due; when it cannot be built, each claimed confirmation records a failed attempt.
+
+    Claimed one at a time, as registrations are: a confirmation is leased when its turn comes. A batch claimed
+    before the first call would keep its last ones leased while the first ones wait for a zaaksysteem that
+    hangs (two calls of up to 20 s each), past their lease, when another worker may claim them too."""
+    ran = 0
+    registry: ZaakRegistry | None = None
+    unusable: str | None = None
+    due = common.one_at_a_time(
+        lambda: store.claim_due_confirmations(clock.now(), lease_seconds=LEASE_SECONDS, limit=1), limit
+    )
+    for c in due:
+        ran += 1
+        if registry is None and unusable is None:
+            try:
+                registry = registry_factory()
+            except Exception as exc:  # ConfigError, RegistryUnavailable, anything: an attempt with backoff
+                unusable = f"the zaaksysteem cannot be used: {type(exc).__name__}"
+        if registry is None:
+            store.update_confirmation(c.retry_later(clock.now(), str(unusable)))
+            continue
         try:
             run_confirmation(c, store=store, registry=registry, clock=clock, settings=settings)
         except Exception as exc:  # one broken confirmation must not stop the worker; the lease expires
             log.exception("code confirmation %s: unexpected %s", c.id, type(exc).__name__)
-    return len(claimed)
+    return ran
 
 
 def confirmation_view(confirmation: CodeConfirmation | None) -> dict[str, object] | None:

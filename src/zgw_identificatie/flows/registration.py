@@ -44,6 +44,7 @@ from ..domain.registration import Registration
 from ..domain.sessions import Flow, IdentificationSession, RegistrationState
 from ..ports import Clock, ProofRenderer, SessionStore, ZaakRef, ZaakRegistry
 from ..settings import ConfigError, Settings
+from . import common
 
 log = logging.getLogger(__name__)
 
@@ -230,12 +231,11 @@ def process_due(
     outer = request_context.current()
     ran = 0
     unusable: str | None = None
+    due = common.one_at_a_time(
+        lambda: store.claim_due_registrations(clock.now(), lease_seconds=LEASE_SECONDS, limit=1), limit
+    )
     try:
-        while ran < limit:
-            claimed = store.claim_due_registrations(clock.now(), lease_seconds=LEASE_SECONDS, limit=1)
-            if not claimed:
-                break
-            (reg,) = claimed
+        for reg in due:
             ran += 1
             metrics.REGISTRATION_ATTEMPTS.inc()
             if registry is None and unusable is None:

@@ -262,6 +262,7 @@ def deliver_due(
     limit: int = 50,
     rounds: int = 10,
     clock: Callable[[], float] = time.monotonic,
+    stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Fan out new events, then send what is due, round after round (the next event of a session becomes due
     when the one before it is delivered). Returns the number of attempts.
@@ -270,11 +271,14 @@ def deliver_due(
     batch finds its receiver unreachable, the channel's other deliveries in that batch are handed back unsent,
     due when the failed one is retried: a hanging webhook receiver costs one time-out per batch, not fifty, and
     holds back neither the notificaties nor the other clients' webhooks. And no send starts so late that it
-    could outlast the batch's lease (``send_within_seconds``): the rest is handed back, due at once."""
+    could outlast the batch's lease (``send_within_seconds``), nor once ``stop`` says so (the worker was asked to
+    exit): the rest is handed back, due at once, instead of waiting out the lease of a worker that is gone."""
     settings = sender.settings
     attempts = 0
     fan_out(store, channels_for(settings), now)
     for _ in range(rounds):
+        if stop():
+            break
         batch = store.claim_due_deliveries(now(), lease_seconds=LEASE_SECONDS, limit=limit)
         if not batch:
             break
@@ -282,7 +286,7 @@ def deliver_due(
         unreachable: dict[str, datetime] = {}  # channel → when its failed delivery is tried again
         skipped: dict[str, list[int]] = {}
         for i, delivery in enumerate(batch):
-            if clock() - leased_at > send_within_seconds():
+            if stop() or clock() - leased_at > send_within_seconds():
                 store.defer_deliveries([d.id for d in batch[i:]], until=now())
                 _defer(store, unreachable, skipped)
                 return attempts
@@ -336,7 +340,7 @@ def _log(delivery: Delivery, attempt: int, outcome: str, error: str) -> None:
     )
 
 
-def run_once(services: Services) -> int:
+def run_once(services: Services, stop: Callable[[], bool] = lambda: False) -> int:
     """One pass of the worker's event delivery (the sender lives with the services)."""
     store = services.store
     if not hasattr(store, "claim_due_deliveries"):
@@ -345,4 +349,4 @@ def run_once(services: Services) -> int:
     if sender is None:
         sender = EventSender(services.settings)
         setattr(services, "_event_sender", sender)  # noqa: B010 - one HTTP session per process
-    return deliver_due(store, sender, now=services.clock.now)  # type: ignore[arg-type]
+    return deliver_due(store, sender, now=services.clock.now, stop=stop)  # type: ignore[arg-type]

@@ -40,7 +40,7 @@ def heartbeat_age(path: Path = HEARTBEAT_FILE) -> float | None:
         return None
 
 
-def run_once(services: Services, *, limit: int = 20) -> int:
+def run_once(services: Services, *, limit: int = 20, stop: Callable[[], bool] = lambda: False) -> int:
     """Process the registrations (and §2.1 code confirmations) that are due; returns how many were attempted.
 
     The registry is built only when something is due; when it cannot be built (wrong secret, catalogue
@@ -54,11 +54,12 @@ def run_once(services: Services, *, limit: int = 20) -> int:
         clock=services.clock,
         settings=services.settings,
         limit=limit,
+        stop=stop,
     )
-    return done + _confirmations(services, limit)
+    return done + _confirmations(services, limit, stop)
 
 
-def _confirmations(services: Services, limit: int) -> int:
+def _confirmations(services: Services, limit: int, stop: Callable[[], bool]) -> int:
     """§2.1 code confirmations onto their zaak (flows/confirmation.py), after the registrations."""
     from .flows.confirmation import process_due_confirmations
 
@@ -68,14 +69,15 @@ def _confirmations(services: Services, limit: int) -> int:
         clock=services.clock,
         settings=services.settings,
         limit=limit,
+        stop=stop,
     )
 
 
-def run_events(services: Services) -> int:
+def run_events(services: Services, stop: Callable[[], bool] = lambda: False) -> int:
     """Deliver due events from the outbox (notificaties, webhooks); returns how many were attempted."""
     from . import outbox
 
-    return outbox.run_once(services)
+    return outbox.run_once(services, stop)
 
 
 def purge(services: Services) -> dict[str, int]:
@@ -105,7 +107,7 @@ def loop(
     unavailable_logged = -math.inf
     while not stop.is_set():
         try:
-            run_once(services)
+            run_once(services, stop=stop.is_set)
             if heartbeat is not None:
                 heartbeat()
         except RegistryUnavailable as exc:
@@ -119,10 +121,10 @@ def loop(
         except Exception:  # the loop must survive; the registration keeps its state
             log.exception("registration worker iteration failed")
         try:
-            run_events(services)
+            run_events(services, stop.is_set)
         except Exception:  # the deliveries keep their state and are retried
             log.exception("event delivery iteration failed")
-        if time.monotonic() - last_purge >= services.settings.purge_interval_seconds:
+        if not stop.is_set() and time.monotonic() - last_purge >= services.settings.purge_interval_seconds:
             try:
                 purge(services)
             except Exception:

@@ -224,3 +224,25 @@ def test_the_worker_starts_no_send_that_could_outlast_the_batchs_lease_and_hands
     assert attempts == len(sent) == 3  # started at 0, 15 and 30 s; not at 45
     rest = store.claim_due_deliveries(NOW, lease_seconds=60, limit=100)  # another worker, at once
     assert len(rest) == 3 and not {d.id for d in rest} & set(sent) and {d.attempts for d in rest} == {0}
+
+
+def test_a_worker_asked_to_stop_hands_back_the_rest_of_its_batch_at_once(store):
+    from types import SimpleNamespace
+
+    from zgw_identificatie import outbox
+
+    for _ in range(4):
+        store.add(created())
+    store.fan_out_events(lambda e: ["nrc"], NOW, limit=100)
+    sent: list[int] = []
+
+    class Receiver:
+        settings = SimpleNamespace(event_max_attempts=5, zgw=SimpleNamespace(notificaties_url=""), api_keys={})
+
+        def send(self, delivery):
+            sent.append(delivery.id)  # SIGTERM arrives during the first send
+
+    attempts = outbox.deliver_due(store, Receiver(), now=lambda: NOW, stop=lambda: bool(sent))  # type: ignore[arg-type]
+    assert attempts == len(sent) == 1
+    rest = store.claim_due_deliveries(NOW, lease_seconds=60, limit=100)  # the next worker, at once
+    assert len(rest) == 3 and {d.attempts for d in rest} == {0}

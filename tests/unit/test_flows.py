@@ -219,3 +219,22 @@ def test_when_the_database_goes_away_mid_pass_only_the_registration_at_hand_wait
     registry = FakeZaakRegistry()
     assert process_due(registry=registry, renderer=FakeProofRenderer(), limit=5, **env) == 2  # not leased
     assert len(registry.called("create_zaak")) == 2
+
+
+def test_a_worker_asked_to_stop_finishes_the_registration_at_hand_and_claims_no_other(env):
+    """SIGTERM at a deploy: the registration at hand is finished, the others stay unclaimed for the next worker
+    (before, the whole pass ran on, up to 20 registrations, past the orchestrator's grace period)."""
+    for _ in range(3):
+        s = new_citizen.start(**owner(), **env)
+        new_citizen.citizen_authenticated(s, FakeIdentityProvider().login_as(BSN), **env)
+    asked: list[bool] = []
+
+    class Deploy(FakeZaakRegistry):
+        def create_zaak(self, *args, **kwargs):
+            asked.append(True)  # SIGTERM arrives while the first registration runs
+            return super().create_zaak(*args, **kwargs)
+
+    registry = Deploy()
+    ran = process_due(registry=registry, renderer=FakeProofRenderer(), limit=5, stop=lambda: bool(asked), **env)
+    assert ran == 1 and len(registry.called("create_zaak")) == 1
+    assert process_due(registry=FakeZaakRegistry(), renderer=FakeProofRenderer(), limit=5, **env) == 2  # not leased

@@ -22,7 +22,7 @@ def run_loop(monkeypatch: pytest.MonkeyPatch, failure: Exception | None, iterati
     seen: list[int] = []
     beats = [0]
 
-    def run_once(services: Any) -> int:
+    def run_once(services: Any, **_options: Any) -> int:
         seen.append(beats[0])
         if len(seen) >= iterations:
             stop.set()
@@ -31,7 +31,7 @@ def run_loop(monkeypatch: pytest.MonkeyPatch, failure: Exception | None, iterati
         return 0
 
     monkeypatch.setattr(worker, "run_once", run_once)
-    monkeypatch.setattr(worker, "run_events", lambda services: 0)
+    monkeypatch.setattr(worker, "run_events", lambda services, _stop: 0)
     services = SimpleNamespace(
         settings=SimpleNamespace(purge_interval_seconds=3600, digid=SimpleNamespace(simulator=False)),
         store=SimpleNamespace(purge=lambda now: {}),
@@ -74,3 +74,24 @@ def test_the_heartbeat_file_records_its_age(tmp_path: Path) -> None:
     assert age is not None and age >= 1000
     worker.beat(path)  # touches an existing file too
     assert (worker.heartbeat_age(path) or 0) < 1000
+
+
+def test_a_stop_reaches_the_work_at_hand_and_skips_the_purge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM sets the event: the registrations and the event deliveries see it (they claim nothing more and
+    hand back what they hold), and the purge does not start."""
+    stop = threading.Event()
+    seen: dict[str, bool] = {}
+    purged: list[object] = []
+
+    def run_once(services: Any, *, stop: Any) -> int:
+        stop_event.set()  # SIGTERM while the registrations run
+        seen["registrations"] = stop()
+        return 0
+
+    stop_event = stop
+    monkeypatch.setattr(worker, "run_once", run_once)
+    monkeypatch.setattr(worker, "run_events", lambda services, stopping: seen.setdefault("events", stopping()) and 0)
+    monkeypatch.setattr(worker, "purge", lambda services: purged.append(services) or {})
+    services = SimpleNamespace(settings=SimpleNamespace(purge_interval_seconds=0))
+    worker.loop(services, stop, interval=0)  # type: ignore[arg-type]
+    assert seen == {"registrations": True, "events": True} and purged == []

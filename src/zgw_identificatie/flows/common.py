@@ -199,11 +199,16 @@ def accept_login(
     return done
 
 
-def one_at_a_time(claim: Callable[[], Sequence[T]], limit: int) -> Iterator[T]:
+def one_at_a_time(
+    claim: Callable[[], Sequence[T]], limit: int, stop: Callable[[], bool] = lambda: False
+) -> Iterator[T]:
     """At most ``limit`` items of the worker's, each claimed (and so leased) only when its turn comes: ``claim``
     leases at most one. Nothing waits leased to a worker that is busy with another item, so a slow zaaksysteem
-    or a database outage mid-pass never keeps a batch past its lease, and several workers share the work."""
+    or a database outage mid-pass never keeps a batch past its lease, and several workers share the work.
+    Once ``stop`` says so (the worker was asked to exit) nothing more is claimed."""
     for _ in range(limit):
+        if stop():
+            return
         claimed = claim()
         if not claimed:
             return

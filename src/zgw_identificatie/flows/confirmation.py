@@ -191,6 +191,7 @@ def process_due_confirmations(
     clock: Clock,
     settings: Settings,
     limit: int = 10,
+    stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Run the confirmations that are due (leased, like registrations); their number. The registry is built
     only when something is due; when it cannot be built, each claimed confirmation records a failed attempt.
@@ -202,7 +203,7 @@ def process_due_confirmations(
     registry: ZaakRegistry | None = None
     unusable: str | None = None
     due = common.one_at_a_time(
-        lambda: store.claim_due_confirmations(clock.now(), lease_seconds=LEASE_SECONDS, limit=1), limit
+        lambda: store.claim_due_confirmations(clock.now(), lease_seconds=LEASE_SECONDS, limit=1), limit, stop
     )
     for c in due:
         ran += 1

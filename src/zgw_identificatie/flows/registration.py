@@ -217,13 +217,14 @@ def process_due(
     clock: Clock,
     settings: Settings,
     limit: int = 10,
+    stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Run the registrations that are due (leased, so two workers never run the same one); their number.
 
     They are claimed one at a time (a claim is one statement): a registration waits in the database, not
     leased to a worker that is busy with others. So several workers share the work, and when the database
     goes away mid-pass only the registration at hand waits for its lease (``LEASE_SECONDS``), not the rest of
-    a batch claimed before it.
+    a batch claimed before it. When ``stop`` says so, the one at hand is finished and no other is claimed.
 
     ``registry_factory`` builds the registry only when something is due. When it cannot be built (a wrong
     secret, the Catalogi API down or refusing, a catalogue setting that does not resolve), every claimed
@@ -232,7 +233,7 @@ def process_due(
     ran = 0
     unusable: str | None = None
     due = common.one_at_a_time(
-        lambda: store.claim_due_registrations(clock.now(), lease_seconds=LEASE_SECONDS, limit=1), limit
+        lambda: store.claim_due_registrations(clock.now(), lease_seconds=LEASE_SECONDS, limit=1), limit, stop
     )
     try:
         for reg in due:

@@ -164,3 +164,83 @@ def test_check_config_with_an_unreachable_zaaksysteem_says_so_without_a_tracebac
     assert result.returncode == 3, result.stdout + result.stderr
     assert "zaaksysteem unreachable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_worker_stopped_during_a_slow_receivers_batch_sends_no_more_and_hands_the_rest_back(
+    tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
+    """SIGTERM while a webhook receiver takes 2 s an answer: the worker finishes the call at hand, sends none of
+    the four others of its batch, hands them back unleased (the next worker sends them at once) and exits."""
+    import base64
+    import json
+    import threading
+    from datetime import UTC, datetime
+
+    from flask import Flask
+    from werkzeug.serving import make_server
+
+    from zgw_identificatie.adapters.crypto import DataCipher, generate_key
+    from zgw_identificatie.adapters.sql_store import SqlSessionStore, make_engine, migrate
+    from zgw_identificatie.domain.sessions import SessionState
+    from zgw_identificatie.testing.builders import a_session
+    from zgw_identificatie.web.security import hash_secret_sha256
+
+    calls: list[float] = []
+    receiver = Flask("slow-receiver")
+
+    @receiver.post("/hook")
+    def hook() -> tuple[str, int]:
+        calls.append(time.monotonic())
+        time.sleep(2)
+        return "", 204
+
+    server = make_server("127.0.0.1", 0, receiver, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"sqlite:///{tmp_path / 'worker.sqlite'}"
+    key = generate_key()
+    store = SqlSessionStore(make_engine(url), DataCipher([key]))
+    migrate(store.engine)
+    now = datetime.now(UTC)
+    for _ in range(5):
+        store.add(a_session(now, state=SessionState.CREATED, authenticated_at=None, level=None, client_id="api:zac"))
+    secret = "whsec_" + base64.b64encode(b"s" * 24).decode()
+    api_keys = {
+        "zac": {
+            "key_hash": hash_secret_sha256("zac-key-0123456789abcdefghij"),
+            "name": "Zaaksysteem",
+            "behandelaar": "Team Zaken",
+            "webhook_url": f"http://127.0.0.1:{server.server_port}/hook",
+            "webhook_secret": secret,
+        }
+    }
+    try:
+        worker = subprocess.Popen(
+            [str(BIN), "worker"],
+            env=env_for(
+                tmp_path,
+                ZGWID_DATABASE_URL=url,
+                ZGWID_ENCRYPTION_KEYS=key,
+                ZGWID_API_KEYS=json.dumps(api_keys),
+                ZGWID_LOG_LEVEL="INFO",
+            ),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        started.append(worker)
+        wait_until(lambda: bool(calls), worker, attempts=150)
+        worker.send_signal(signal.SIGTERM)
+        asked = time.monotonic()
+        output, _ = worker.communicate(timeout=30)
+        assert worker.returncode == 0, output
+        assert time.monotonic() - asked < 6, output  # the call at hand (2 s), not the four others (8 s more)
+        assert len(calls) == 1, output
+        with store.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT state, attempts, lease_until FROM event_deliveries").all()
+        assert sorted(state for state, _a, _l in rows) == ["done"] + ["pending"] * 4
+        assert all(attempts == 0 and lease is None for state, attempts, lease in rows if state == "pending")
+    finally:
+        server.shutdown()
+        store.engine.dispose()

@@ -252,6 +252,36 @@ def cmd_registrations(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    """The outbox per channel: deliveries still to send and given up; ``--retry-failed [--channel C]`` queues the
+    given-up ones again (kept a day after giving up), once the receiver is fixed."""
+    from .app import services_of
+
+    svc = services_of(_app(worker_in_process=False))
+    store: Any = svc.store
+    if not hasattr(store, "unsent_deliveries"):
+        print("this store has no outbox", file=sys.stderr)
+        return 1
+    if args.retry_failed:
+        n = store.retry_given_up_deliveries(svc.clock.now(), channel=args.channel)
+        where = f" of {args.channel}" if args.channel else ""
+        print(f"{n} given-up deliveries{where} are due again; the worker sends them, in order per session")
+        return 0
+    rows = store.unsent_deliveries()
+    for row in rows:
+        waiting = row.state == "pending"
+        print(
+            f"{row.channel}  {'waiting' if waiting else 'given-up'}={row.n}  most-attempts={row.attempts}  "
+            f"{'next' if waiting else 'since'}={row.next_at:%Y-%m-%d %H:%M}Z  {row.error or ''}".rstrip()
+        )
+    given_up = sum(row.n for row in rows if row.state == "failed")
+    print(
+        f"{sum(row.n for row in rows) - given_up} waiting, {given_up} given up"
+        + (" (--retry-failed [--channel CHANNEL] sends those again)" if given_up else "")
+    )
+    return 0
+
+
 def cmd_saml_metadata(args: argparse.Namespace) -> int:
     from .app import services_of
 
@@ -513,6 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume-all", action="store_true")
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=cmd_registrations)
+    p = sub.add_parser("events", help="notificaties and webhooks still to send or given up; --retry-failed resends")
+    p.add_argument("--retry-failed", action="store_true", help="queue the given-up deliveries again")
+    p.add_argument("--channel", help="only this channel (notificaties, webhook:<API client>)")
+    p.set_defaults(func=cmd_events)
     p = sub.add_parser("hash-api-key", help="make an API key (or hash a given one) for ZGWID_API_KEYS")
     p.add_argument("key", nargs="?")
     p.set_defaults(func=cmd_hash_api_key)

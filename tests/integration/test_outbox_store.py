@@ -246,3 +246,23 @@ def test_a_worker_asked_to_stop_hands_back_the_rest_of_its_batch_at_once(store):
     assert attempts == len(sent) == 1
     rest = store.claim_due_deliveries(NOW, lease_seconds=60, limit=100)  # the next worker, at once
     assert len(rest) == 3 and {d.attempts for d in rest} == {0}
+
+
+def test_given_up_deliveries_are_listed_per_channel_and_sent_again_when_the_operator_asks(store):
+    for _ in range(3):
+        store.add(created())
+    store.fan_out_events(lambda e: ["nrc", "webhook:zac"], NOW, limit=100)
+    for d in store.claim_due_deliveries(NOW, lease_seconds=60, limit=100):
+        if d.channel == "webhook:zac":
+            store.finish_delivery(d.id, now=NOW, ok=False, error="HTTP 404", retry_at=None)  # given up
+        else:
+            store.finish_delivery(d.id, now=NOW, ok=False, error="ReadTimeout", retry_at=NOW + timedelta(hours=1))
+    rows = {(r.channel, r.state): (r.n, r.attempts, r.error) for r in store.unsent_deliveries()}
+    assert rows == {("nrc", "pending"): (3, 1, "ReadTimeout"), ("webhook:zac", "failed"): (3, 1, "HTTP 404")}
+
+    later = NOW + timedelta(hours=2)
+    assert store.retry_given_up_deliveries(later, channel="notificaties") == 0  # no such given-up channel
+    assert store.retry_given_up_deliveries(later, channel="webhook:zac") == 3
+    again = store.claim_due_deliveries(later, lease_seconds=60, limit=100)
+    assert sorted((d.channel, d.attempts) for d in again) == [("nrc", 1)] * 3 + [("webhook:zac", 0)] * 3
+    assert store.retry_given_up_deliveries(later) == 0  # nothing given up any more

@@ -60,3 +60,34 @@ def test_failed_registrations_are_listed_and_resumed_by_the_operator(
 
     assert main(["registrations", "--resume", regs[1].id]) == 1
     assert "proof-erased" in capsys.readouterr().err
+
+
+def test_the_operator_sees_the_outbox_per_channel_and_sends_given_up_events_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``zgw-identificatie events``: a receiver that refused everything for two days got its deliveries given up;
+    once it is fixed, ``--retry-failed --channel`` queues them again (they are kept a day after giving up)."""
+    from zgw_identificatie.domain.sessions import SessionState
+
+    monkeypatch.chdir(tmp_path)
+    env = {"ZGWID_INSTANCE_PATH": str(tmp_path / "instance")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    store = build_store(load_settings(environ=env))
+    clock = FixedClock()
+    for _ in range(2):
+        store.add(a_session(clock.now(), state=SessionState.CREATED, authenticated_at=None, level=None))
+    store.fan_out_events(lambda e: ["webhook:zac"], clock.now(), limit=100)  # type: ignore[attr-defined]
+    for d in store.claim_due_deliveries(clock.now(), lease_seconds=60, limit=100):  # type: ignore[attr-defined]
+        store.finish_delivery(d.id, now=clock.now(), ok=False, error="HTTP 410", retry_at=None)  # type: ignore[attr-defined]
+
+    assert main(["events"]) == 0
+    out = capsys.readouterr().out
+    assert "webhook:zac  given-up=2  most-attempts=1  since=" in out and "HTTP 410" in out
+    assert "0 waiting, 2 given up (--retry-failed [--channel CHANNEL] sends those again)" in out
+
+    assert main(["events", "--retry-failed", "--channel", "webhook:zac"]) == 0
+    assert "2 given-up deliveries of webhook:zac are due again" in capsys.readouterr().out
+    assert main(["events"]) == 0
+    out = capsys.readouterr().out
+    assert "webhook:zac  waiting=2  most-attempts=0  next=" in out and "2 waiting, 0 given up" in out

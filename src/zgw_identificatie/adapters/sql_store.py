@@ -403,6 +403,31 @@ _DEFER_DELIVERIES = (
     )
     .values(lease_until=None, next_attempt_at=sa.bindparam("until", type_=UTCDateTime()))
 )
+# The operator's view of the outbox (``zgw-identificatie events``): per channel, what waits and what was given up.
+_UNSENT_BY_CHANNEL = (
+    sa.select(
+        event_deliveries.c.channel,
+        event_deliveries.c.state,
+        sa.func.count().label("n"),
+        sa.func.min(event_deliveries.c.next_attempt_at).label("next_at"),
+        sa.func.max(event_deliveries.c.attempts).label("attempts"),
+        sa.func.max(event_deliveries.c.last_error).label("error"),
+    )
+    .where(event_deliveries.c.state.in_(("pending", "failed")))
+    .group_by(event_deliveries.c.channel, event_deliveries.c.state)
+    .order_by(event_deliveries.c.channel, event_deliveries.c.state)
+)
+_RETRY_GIVEN_UP = (
+    event_deliveries.update()
+    .where(event_deliveries.c.state == "failed")
+    .values(
+        state="pending",
+        attempts=0,
+        next_attempt_at=sa.bindparam("now", type_=UTCDateTime()),
+        lease_until=None,
+        finished_at=None,
+    )
+)
 _THE_KEY = sa.and_(
     idempotency_keys.c.client_id == sa.bindparam("client"), idempotency_keys.c.key == sa.bindparam("held")
 )
@@ -1241,6 +1266,17 @@ class SqlSessionStore:
         stay as they are."""
         if delivery_ids:
             self._run(lambda conn: conn.execute(_DEFER_DELIVERIES, {"dids": list(delivery_ids), "until": until}))
+
+    def unsent_deliveries(self) -> Sequence[Any]:
+        """Per channel and state (pending, failed = given up): how many, the earliest next attempt, the most
+        attempts, an error. For the operator's ``zgw-identificatie events``."""
+        return self._run(lambda conn: conn.execute(_UNSENT_BY_CHANNEL).all(), retry=True)
+
+    def retry_given_up_deliveries(self, now: datetime, *, channel: str | None = None) -> int:
+        """Given-up deliveries (of ``channel``, or all) pending again from now, with their attempts from zero;
+        their number. They are kept ``EVENT_RETENTION`` after giving up, so that long an operator can do this."""
+        statement = _RETRY_GIVEN_UP if channel is None else _RETRY_GIVEN_UP.where(event_deliveries.c.channel == channel)
+        return int(self._run(lambda conn: conn.execute(statement, {"now": now}).rowcount))
 
     def delete(self, session_id: str) -> bool:
         def work(conn: sa.Connection) -> bool:

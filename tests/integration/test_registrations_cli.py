@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,14 +19,19 @@ from zgw_identificatie.testing.builders import TEST_BSN, a_proof, a_session
 from zgw_identificatie.testing.clock import FixedClock
 
 
-def test_failed_registrations_are_listed_and_resumed_by_the_operator(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def operator_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The store the CLI will open: the operator's instance folder, in the working directory."""
     monkeypatch.chdir(tmp_path)
     env = {"ZGWID_INSTANCE_PATH": str(tmp_path / "instance")}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    store = build_store(load_settings(environ=env))
+    return build_store(load_settings(environ=env))
+
+
+def test_failed_registrations_are_listed_and_resumed_by_the_operator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = operator_store(tmp_path, monkeypatch)
     clock = FixedClock()
     regs = []
     for i, proof_kept in enumerate((True, False)):
@@ -69,17 +75,13 @@ def test_the_operator_sees_the_outbox_per_channel_and_sends_given_up_events_agai
     once it is fixed, ``--retry-failed --channel`` queues them again (they are kept a day after giving up)."""
     from zgw_identificatie.domain.sessions import SessionState
 
-    monkeypatch.chdir(tmp_path)
-    env = {"ZGWID_INSTANCE_PATH": str(tmp_path / "instance")}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    store = build_store(load_settings(environ=env))
+    store = operator_store(tmp_path, monkeypatch)
     clock = FixedClock()
     for _ in range(2):
         store.add(a_session(clock.now(), state=SessionState.CREATED, authenticated_at=None, level=None))
-    store.fan_out_events(lambda e: ["webhook:zac"], clock.now(), limit=100)  # type: ignore[attr-defined]
-    for d in store.claim_due_deliveries(clock.now(), lease_seconds=60, limit=100):  # type: ignore[attr-defined]
-        store.finish_delivery(d.id, now=clock.now(), ok=False, error="HTTP 410", retry_at=None)  # type: ignore[attr-defined]
+    store.fan_out_events(lambda e: ["webhook:zac"], clock.now(), limit=100)
+    for d in store.claim_due_deliveries(clock.now(), lease_seconds=60, limit=100):
+        store.finish_delivery(d.id, now=clock.now(), ok=False, error="HTTP 410", retry_at=None)
 
     assert main(["events"]) == 0
     out = capsys.readouterr().out

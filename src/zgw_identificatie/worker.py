@@ -133,7 +133,27 @@ def loop(
         stop.wait(interval)
 
 
+_BACKGROUND: list[tuple[threading.Event, threading.Thread]] = []
+
+
 def start_background(services: Services) -> threading.Event:
+    """The worker loop in a thread of this (web) process; its stop event. ``stop_background`` ends it."""
     stop = threading.Event()
-    threading.Thread(target=loop, args=(services, stop), name="zgwid-worker", daemon=True).start()
+    thread = threading.Thread(target=loop, args=(services, stop), name="zgwid-worker", daemon=True)
+    thread.start()
+    _BACKGROUND.append((stop, thread))
     return stop
+
+
+def stop_background(timeout: float) -> bool:
+    """Ask this process's worker threads to stop and wait for them, at most ``timeout`` seconds in all: the
+    registration or delivery at hand is finished, the rest of a batch handed back (see ``loop``), instead of the
+    thread dying with the process and leaving its leases to run out. True when every thread ended in time."""
+    deadline = time.monotonic() + timeout
+    for stop, _thread in _BACKGROUND:
+        stop.set()
+    for _stop, thread in _BACKGROUND:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    ended = not any(thread.is_alive() for _stop, thread in _BACKGROUND)
+    _BACKGROUND[:] = [(stop, thread) for stop, thread in _BACKGROUND if thread.is_alive()]
+    return ended

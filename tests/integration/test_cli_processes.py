@@ -167,11 +167,14 @@ def test_check_config_with_an_unreachable_zaaksysteem_says_so_without_a_tracebac
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("command", ["worker", "serve"])
 def test_a_worker_stopped_during_a_slow_receivers_batch_sends_no_more_and_hands_the_rest_back(
-    tmp_path: Path, started: list[subprocess.Popen[str]]
+    tmp_path: Path, started: list[subprocess.Popen[str]], command: str
 ) -> None:
     """SIGTERM while a webhook receiver takes 2 s an answer: the worker finishes the call at hand, sends none of
-    the four others of its batch, hands them back unleased (the next worker sends them at once) and exits."""
+    the four others of its batch, hands them back unleased (the next worker sends them at once) and exits. The
+    same for ``serve``, whose web worker runs the worker loop in a thread (``ZGWID_WORKER_IN_PROCESS``, the
+    default): gunicorn's ``worker_exit`` stops that thread instead of letting it die with the process."""
     import base64
     import json
     import threading
@@ -215,8 +218,9 @@ def test_a_worker_stopped_during_a_slow_receivers_batch_sends_no_more_and_hands_
         }
     }
     try:
+        argv = ["worker"] if command == "worker" else ["serve", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"]
         worker = subprocess.Popen(
-            [str(BIN), "worker"],
+            [str(BIN), *argv],
             env=env_for(
                 tmp_path,
                 ZGWID_DATABASE_URL=url,

@@ -95,3 +95,20 @@ def test_a_stop_reaches_the_work_at_hand_and_skips_the_purge(monkeypatch: pytest
     services = SimpleNamespace(settings=SimpleNamespace(purge_interval_seconds=0))
     worker.loop(services, stop, interval=0)  # type: ignore[arg-type]
     assert seen == {"registrations": True, "events": True} and purged == []
+
+
+def test_stop_background_waits_for_the_thread_and_says_when_it_did_not_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def run_once(services: Any, **_options: Any) -> int:
+        release.wait(5)  # a call to a zaaksysteem that takes a while
+        return 0
+
+    monkeypatch.setattr(worker, "run_once", run_once)
+    monkeypatch.setattr(worker, "run_events", lambda services, _stop: 0)
+    monkeypatch.setattr(worker, "_BACKGROUND", [])
+    services = SimpleNamespace(settings=SimpleNamespace(purge_interval_seconds=3600))
+    worker.start_background(services)  # type: ignore[arg-type]
+    assert worker.stop_background(0.2) is False  # still in its call: the caller logs it, the leases run out
+    release.set()
+    assert worker.stop_background(5) is True and worker._BACKGROUND == []

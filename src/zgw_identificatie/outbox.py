@@ -272,7 +272,8 @@ def deliver_due(
     due when the failed one is retried: a hanging webhook receiver costs one time-out per batch, not fifty, and
     holds back neither the notificaties nor the other clients' webhooks. And no send starts so late that it
     could outlast the batch's lease (``send_within_seconds``), nor once ``stop`` says so (the worker was asked to
-    exit): the rest is handed back, due at once, instead of waiting out the lease of a worker that is gone."""
+    exit): the rest is handed back (due at once, or with its unreachable channel's failed one) instead of waiting
+    out the lease of a worker that is gone."""
     settings = sender.settings
     attempts = 0
     fan_out(store, channels_for(settings), now)
@@ -284,13 +285,11 @@ def deliver_due(
             break
         leased_at = clock()
         unreachable: dict[str, datetime] = {}  # channel → when its failed delivery is tried again
-        skipped: dict[str, list[int]] = {}
-        for i, delivery in enumerate(batch):
-            if stop() or clock() - leased_at > send_within_seconds():
-                store.defer_deliveries([d.id for d in batch[i:]], until=now())
-                _defer(store, unreachable, skipped)
-                return attempts
-            if delivery.channel in unreachable:
+        skipped: dict[str, list[int]] = {}  # channel → the deliveries handed back unsent
+        ended = False
+        for delivery in batch:
+            ended = ended or stop() or clock() - leased_at > send_within_seconds()
+            if ended or delivery.channel in unreachable:
                 skipped.setdefault(delivery.channel, []).append(delivery.id)
                 continue
             attempts += 1
@@ -307,15 +306,12 @@ def deliver_due(
                 continue
             store.finish_delivery(delivery.id, now=now(), ok=True)
             _log(delivery, attempt, "delivered", "")
-        _defer(store, unreachable, skipped)
+        for channel, ids in skipped.items():  # due with the channel's failed one, or at once for any worker
+            store.defer_deliveries(ids, until=unreachable.get(channel) or now())
+            log.info("event delivery channel=%s outcome=deferred deliveries=%d", channel_kind(channel), len(ids))
+        if ended:
+            break
     return attempts
-
-
-def _defer(store: EventOutbox, unreachable: dict[str, datetime], skipped: dict[str, list[int]]) -> None:
-    """The deliveries skipped because their receiver was unreachable: due again with its failed one."""
-    for channel, ids in skipped.items():
-        store.defer_deliveries(ids, until=unreachable[channel])
-        log.info("event delivery channel=%s outcome=deferred deliveries=%d", channel_kind(channel), len(ids))
 
 
 def channel_kind(channel: str) -> str:

@@ -17,20 +17,11 @@ from . import common, known_citizen, mutual, new_citizen
 
 
 def finish(
-    session_id: str,
-    *,
-    owner_id: str,
-    store: SessionStore,
-    clock: Clock,
-    settings: Settings,
-    allow_expired: bool = False,
+    session: IdentificationSession, *, owner_id: str, store: SessionStore, clock: Clock, settings: Settings
 ) -> str:
-    """Returns what happened: ``completed`` or ``withdrawn``. Raises NotOwner, SessionNotFound, …
-
-    ``allow_expired``: the behandelaar's Voltooien also finishes a session whose time ran out after the login (the
-    page still shows the login until the purge): its BSN is erased now instead of at the next purge. The API
-    answers such a session 410 instead (its contract)."""
-    session = common.load_for_owner(session_id, owner_id, store=store, clock=clock, allow_expired=allow_expired)
+    """Voltooien of a session its owner has loaded (so whether an expired one may be finished is the caller's:
+    the staff page finishes a session whose time ran out after the login, as it still shows that login until the
+    purge; the API answers such a session 410). Returns what happened: ``completed`` or ``withdrawn``."""
     if session.state is SessionState.COMPLETED:
         return "completed"
     if session.flow is Flow.MUTUAL and session.state is SessionState.AUTHENTICATED:

@@ -500,7 +500,7 @@ def complete_session(session_id: str) -> tuple[str, int]:
     ident = _load(session_id)
     if ident.state is SessionState.WITHDRAWN:
         raise ApiError(409, "Conflict", "The session was withdrawn; start a new one.", kind="invalid-state")
-    lifecycle.finish(ident.id, owner_id=ident.owner_id, store=svc.store, clock=svc.clock, settings=svc.settings)
+    lifecycle.finish(ident, owner_id=ident.owner_id, store=svc.store, clock=svc.clock, settings=svc.settings)
     return "", 204
 
 

@@ -307,18 +307,11 @@ def complete(session_id: str) -> Any:
     if ident is None:
         return _gone_to_overview(_("Deze sessie bestaat niet meer."))
     try:
-        # A session whose time ran out after the login still shows that login (and Voltooien) until the purge
-        # erases it; Voltooien finishes it, erasing the BSN now, instead of failing on the expiry.
+        # ``_own`` admits a session whose time ran out after the login: the page still shows that login (and
+        # Voltooien) until the purge erases it, and Voltooien finishes it, erasing the BSN now.
         outcome = lifecycle.finish(
-            ident.id,
-            owner_id=g.staff["id"],
-            store=svc.store,
-            clock=svc.clock,
-            settings=svc.settings,
-            allow_expired=True,
+            ident, owner_id=g.staff["id"], store=svc.store, clock=svc.clock, settings=svc.settings
         )
-    except SessionNotFound:  # erased by the purge since the page was read
-        return _gone_to_overview(_("Deze sessie bestaat niet meer."))
     except DomainError:
         abort(409)
     if outcome == "completed" and ident.flow is Flow.MUTUAL:  # the one flow that showed staff a BSN
